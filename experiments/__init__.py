@@ -1,0 +1,1 @@
+"""loyalty_pilot.experiments package."""

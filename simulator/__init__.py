@@ -1,0 +1,1 @@
+"""loyalty_pilot.simulator: economics of a programme."""
