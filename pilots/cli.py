@@ -1,0 +1,489 @@
+"""The ``loyalty-pilot`` command line.
+
+Only click and the standard library are imported at module level, so ``--help`` answers
+at once; each command imports what it needs. A user's mistake raises ``UserError``,
+shown as one ``Error:`` line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from loyalty_pilot.pilots.errors import UserError
+
+from loyalty_pilot import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class UserFacingError(click.ClickException):
+    """One ``Error:`` line and exit code 2."""
+
+    exit_code = 2
+
+
+class Group(click.Group):
+    """A click group that turns ``UserError`` into a one-line error with exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            raise UserFacingError(str(exc)) from None
+
+
+def workspace_option(default: str = "workspace", help_text: str | None = None) -> Callable:
+    return click.option(
+        "--workspace",
+        "workspace",
+        default=default,
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=help_text or "Workspace folder (holds the DuckDB database).",
+    )
+
+
+def json_option(func: Callable) -> Callable:
+    return click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also write the figures as JSON to this file.",
+    )(func)
+
+
+def write_json(path: Path | None, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (a temporary file, then a rename)."""
+    if path is None:
+        return
+    if path.parent and not path.parent.exists():
+        raise UserError(f"--json {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} {value!r}: not an ISO date (YYYY-MM-DD)") from None
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="loyalty-pilot")
+def main() -> None:
+    """Simulate, pilot and evaluate a retail loyalty programme before rolling it out.
+
+    \b
+    Workflow:
+      ingest    load the chain's baskets and stores into a workspace
+      generate  or create a synthetic chain with known ground truth
+      panel     store x week / region x week panels for the pilot's statistics
+      rfm       customers' recency, frequency, monetary scores and segments
+      demo      the whole story on a synthetic chain
+
+    \b
+    Example:
+      loyalty-pilot demo
+      loyalty-pilot ingest --stores stores.csv --baskets baskets.parquet --workspace ws
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--baskets", type=click.Path(path_type=Path), help="Baskets file (CSV or Parquet).")
+@click.option("--stores", type=click.Path(path_type=Path), help="Stores file (CSV or Parquet).")
+@workspace_option()
+@click.option(
+    "--rejects-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where rejects files go (default: WORKSPACE/rejects).",
+)
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Text encoding of CSV files (utf-8, utf-16 or latin-1).",
+)
+@json_option
+def ingest(
+    baskets: Path | None,
+    stores: Path | None,
+    workspace: Path,
+    rejects_dir: Path | None,
+    encoding: str,
+    json_path: Path | None,
+) -> None:
+    """Load baskets and/or stores into the workspace, validating every row.
+
+    Baskets need the columns basket_id, customer_id (empty = anonymous), store_id, date,
+    amount (negative = a return); margin and items are optional. Stores need store_id and
+    region; format, size_m2 and opened are optional. Each row is loaded or written to a
+    rejects CSV with its line and reason. One call is one transaction; a file loaded
+    before (same bytes) loads nothing. Exits 2 when nothing could be loaded or a required
+    column is missing.
+
+    \b
+    Example:
+      loyalty-pilot ingest --stores stores.csv --baskets baskets.csv --workspace ws
+      loyalty-pilot ingest --baskets 2026-03.parquet --workspace ws --json ingest.json
+    """
+    from loyalty_pilot.pilots.ingest import ingest as run_ingest
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    results = run_ingest(
+        open_workspace(workspace),
+        baskets=baskets,
+        stores=stores,
+        rejects_dir=rejects_dir,
+        encoding=encoding,
+    )
+    for result in results:
+        if result.already_loaded:
+            click.echo(
+                f"{result.path}: already loaded (same content, sha256 {result.fingerprint[:12]}): "
+                "nothing new loaded"
+            )
+            continue
+        line = (
+            f"{result.path}: {result.kind} loaded {result.loaded:,} / rejected {result.rejected:,}"
+        )
+        if result.kind == "baskets":
+            line += f" / anonymous {result.anonymous:,} / returns {result.returns:,}"
+        click.echo(line)
+        if result.rejects_file:
+            click.echo(f"  rejected rows, with line and reason: {result.rejects_file}")
+        if result.ignored_columns:
+            click.echo(f"  columns not used: {', '.join(result.ignored_columns)}")
+    main_result = results[-1]
+    payload = main_result.to_dict()
+    payload["files"] = [r.to_dict() for r in results]
+    write_json(json_path, payload)
+
+
+def _chain_options(func: Callable) -> Callable:
+    options = [
+        click.option(
+            "--stores",
+            "n_stores",
+            default=48,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Number of stores.",
+        ),
+        click.option(
+            "--regions",
+            default=5,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Number of regions.",
+        ),
+        click.option(
+            "--customers",
+            default=30_000,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Number of customers.",
+        ),
+        click.option(
+            "--weeks",
+            default=104,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Weeks of history.",
+        ),
+        click.option(
+            "--start",
+            "start",
+            default="2024-01-01",
+            show_default=True,
+            help="First day (a Monday).",
+        ),
+        click.option("--seed", default=0, show_default=True, type=int, help="Random seed."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command(context_settings=CONTEXT)
+@_chain_options
+@click.option(
+    "--effect-stores",
+    default=None,
+    help="Comma-separated store ids that receive an injected programme effect.",
+)
+@click.option("--effect-start", default=None, help="First day of the injected effect (ISO date).")
+@click.option(
+    "--visit-uplift",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Injected relative visit uplift in the effect stores.",
+)
+@click.option(
+    "--basket-uplift",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Injected relative basket-size uplift in the effect stores.",
+)
+@click.option(
+    "--churn-reduction",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Injected relative reduction of the dropout hazard.",
+)
+@workspace_option()
+@json_option
+def generate(
+    n_stores: int,
+    regions: int,
+    customers: int,
+    weeks: int,
+    start: str,
+    seed: int,
+    effect_stores: str | None,
+    effect_start: str | None,
+    visit_uplift: float,
+    basket_uplift: float,
+    churn_reduction: float,
+    workspace: Path,
+    json_path: Path | None,
+) -> None:
+    """Create a synthetic chain with known ground truth and ingest it into a workspace.
+
+    Stores in regions with formats, sizes, levels and trends; customers with
+    heterogeneous visit rates, basket sizes and dropout; seasonality and holiday peaks.
+    An effect can be injected into chosen stores from a chosen date: the ground truth
+    that the pilot's estimators are checked against. The generated files and the truth
+    (truth.json, customers.parquet) are kept in WORKSPACE/generated.
+
+    \b
+    Example:
+      loyalty-pilot generate --stores 40 --regions 4 --seed 7 --workspace ws
+      loyalty-pilot generate --workspace ws2 --effect-stores S001,S002 \\
+          --effect-start 2025-09-01 --visit-uplift 0.05
+    """
+    from loyalty_pilot.pilots.chain import build_chain
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    first = parse_day(start, "--start")
+    effect = None
+    if effect_stores:
+        effect = {
+            "stores": tuple(s.strip() for s in effect_stores.split(",") if s.strip()),
+            "start": parse_day(effect_start, "--effect-start") or first,
+            "visit_uplift": visit_uplift,
+            "basket_uplift": basket_uplift,
+            "churn_reduction": churn_reduction,
+        }
+    elif effect_start or visit_uplift or basket_uplift or churn_reduction:
+        raise UserError("--effect-stores is required with an injected effect")
+    summary = build_chain(
+        open_workspace(workspace),
+        stores=n_stores,
+        regions=regions,
+        customers=customers,
+        weeks=weeks,
+        seed=seed,
+        start=first,
+        effect=effect,
+    )
+    click.echo(f"synthetic chain written to {workspace} in {summary['seconds']:.1f} s")
+    _print_summary(summary["chain"])
+    write_json(json_path, summary)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option(
+    "--stores",
+    "n_stores",
+    default=48,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Number of stores.",
+)
+@click.option(
+    "--regions", default=5, show_default=True, type=click.IntRange(1), help="Number of regions."
+)
+@click.option(
+    "--customers",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Number of customers.",
+)
+@click.option(
+    "--weeks", default=104, show_default=True, type=click.IntRange(1), help="Weeks of history."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@workspace_option("demo-workspace", "Demo workspace folder (replaced at each run).")
+@json_option
+def demo(
+    n_stores: int,
+    regions: int,
+    customers: int,
+    weeks: int,
+    seed: int,
+    workspace: Path,
+    json_path: Path | None,
+) -> None:
+    """Run the whole story on a synthetic chain, in a fresh demo workspace.
+
+    Generates a chain (48 stores in 5 regions, 30,000 customers, two years by default),
+    ingests it through the validated ingest, and prints the chain's summary: stores,
+    regions, customers, baskets, sales by region and RFM segment shares.
+
+    \b
+    Example:
+      loyalty-pilot demo
+      loyalty-pilot demo --customers 5000 --weeks 52 --workspace /tmp/demo --json demo.json
+    """
+    from loyalty_pilot.pilots.chain import build_chain, reset_demo_workspace
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    ws = reset_demo_workspace(open_workspace(workspace))
+    summary = build_chain(
+        ws,
+        stores=n_stores,
+        regions=regions,
+        customers=customers,
+        weeks=weeks,
+        seed=seed,
+    )
+    click.echo(f"loyalty-pilot demo: synthetic chain in {workspace} ({summary['seconds']:.1f} s)")
+    _print_summary(summary["chain"])
+    write_json(json_path, summary)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option(
+    "--level",
+    type=click.Choice(["store", "region"]),
+    default="store",
+    show_default=True,
+    help="Unit of the panel.",
+)
+@click.option("--start", default=None, help="First week (ISO date; default: first basket).")
+@click.option("--end", default=None, help="Last week (ISO date; default: last basket).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (.csv or .parquet).",
+)
+@workspace_option()
+def panel(level: str, start: str | None, end: str | None, out: Path, workspace: Path) -> None:
+    """Write the store x week or region x week panel (sales, baskets, customers).
+
+    Balanced: every unit and week appears, with zeros where nothing was sold.
+
+    \b
+    Example:
+      loyalty-pilot panel --level region --out region_week.csv --workspace ws
+    """
+    from loyalty_pilot.pilots.panels import region_week_panel, store_week_panel
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    con = open_workspace(workspace).connect(create=False)
+    build = store_week_panel if level == "store" else region_week_panel
+    frame = build(con, start=parse_day(start, "--start"), end=parse_day(end, "--end"))
+    con.close()
+    _write_frame(frame, out)
+    click.echo(f"{level} x week panel: {len(frame):,} rows written to {out}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--as-of", default=None, help="Reference date (default: day after the last basket).")
+@click.option(
+    "--window-days",
+    default=365,
+    show_default=True,
+    type=click.IntRange(1),
+    help="History window in days.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the customer table here (.csv or .parquet).",
+)
+@workspace_option()
+@json_option
+def rfm(
+    as_of: str | None, window_days: int, out: Path | None, workspace: Path, json_path: Path | None
+) -> None:
+    """Score customers on recency, frequency and monetary value (1-5) and segment them.
+
+    Prints the share of customers per segment (champions, loyal, at risk, lost, ...).
+
+    \b
+    Example:
+      loyalty-pilot rfm --workspace ws --out rfm.csv
+      loyalty-pilot rfm --as-of 2026-01-01 --window-days 180 --json segments.json
+    """
+    from loyalty_pilot.pilots.panels import customer_rfm
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    con = open_workspace(workspace).connect(create=False)
+    table = customer_rfm(con, as_of=parse_day(as_of, "--as-of"), window_days=window_days)
+    con.close()
+    if out is not None:
+        _write_frame(table, out)
+    counts = table["segment"].value_counts()
+    rows = [
+        {"segment": str(seg), "customers": int(n), "share": float(n) / max(len(table), 1)}
+        for seg, n in counts.items()
+    ]
+    click.echo(f"{len(table):,} customers scored")
+    for row in rows:
+        click.echo(f"  {row['segment']:<20} {row['customers']:>8,}  {row['share']:6.1%}")
+    write_json(json_path, {"customers": len(table), "segments": rows})
+
+
+def _write_frame(frame: Any, out: Path) -> None:
+    if out.parent and not out.parent.exists():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UserError(f"--out {out}: use a .csv or .parquet file name")
+    tmp = out.with_name(out.name + ".part")
+    if suffix == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
+    tmp.replace(out)
+
+
+def _print_summary(chain: dict[str, Any]) -> None:
+    click.echo(
+        f"stores {chain['stores']:,} in {chain['regions']:,} regions; customers "
+        f"{chain['customers']:,}; baskets {chain['baskets']:,} "
+        f"(anonymous {chain['anonymous_baskets']:,}, returns {chain['returns']:,}); "
+        f"{chain['first_date']} to {chain['last_date']}"
+    )
+    click.echo(f"sales {chain['sales']:,.0f}")
+    click.echo("sales by region:")
+    for row in chain["sales_by_region"]:
+        click.echo(
+            f"  {row['region']:<12} {row['stores']:>4} stores  {row['sales']:>14,.0f}"
+            f"  {row['share']:6.1%}"
+        )
+    click.echo("RFM segments (customers active in the last 365 days):")
+    for row in chain["segment_shares"]:
+        click.echo(f"  {row['segment']:<20} {row['customers']:>8,}  {row['share']:6.1%}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
