@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DB_NAME = "workspace.duckdb"
 DEFAULT_WORKSPACE = "workspace"
+MEMORY_LIMIT_ENV = "LOYALTY_PILOT_MEMORY_LIMIT"  # e.g. "4GB": DuckDB spills beyond it
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stores (
@@ -70,6 +71,13 @@ class Workspace:
             con = duckdb.connect(str(self.db_path), read_only=read_only and self.exists())
         except duckdb.Error as exc:  # locked by another process, corrupt file
             raise UserError(f"cannot open workspace database {self.db_path}: {exc}") from exc
+        limit = os.environ.get(MEMORY_LIMIT_ENV)
+        if limit:
+            try:
+                con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+            except duckdb.Error as exc:
+                con.close()
+                raise UserError(f"{MEMORY_LIMIT_ENV}={limit!r}: {exc}") from exc
         if not read_only:
             for statement in SCHEMA:
                 con.execute(statement)
