@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loyalty_pilot.pilots.errors import UserError
-from loyalty_pilot.pilots.workspace import Workspace
+from loyalty_pilot.pilots.workspace import MEMORY_LIMIT_ENV, Workspace
 
 if TYPE_CHECKING:
     import duckdb
@@ -360,6 +360,12 @@ def _read_raw(
             f"CREATE TEMP TABLE raw_ordered AS SELECT {select}, "
             f"row_number() OVER () AS k FROM {source}"
         )
+    except duckdb.OutOfMemoryException as exc:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        raise UserError(
+            f"{path}: out of memory while reading (DuckDB memory limit {limit}); "
+            f"set {MEMORY_LIMIT_ENV} higher"
+        ) from exc
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"{path}: cannot be read: {first}") from exc

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from loyalty_pilot.pilots import ingest as ingest_module
 from loyalty_pilot.pilots.errors import UserError
 from loyalty_pilot.pilots.ingest import ingest, scan
@@ -332,3 +333,31 @@ def test_every_row_is_loaded_or_rejected_on_a_larger_file(ws, tmp_path):
     valid_b0 = b0_rows[~bad[b0_rows]]
     expected_bad = set(np.flatnonzero(bad)) | set(valid_b0[1:])
     assert set(lines - 2) == expected_bad
+
+
+def test_a_file_larger_than_the_memory_limit_loads(tmp_path, monkeypatch):
+    """DuckDB spills to disk: a CSV bigger than the workspace's memory cap still loads."""
+    import numpy as np
+
+    n = 1_200_000
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "basket_id": np.char.add("B", np.arange(n).astype(str)),
+            "customer_id": np.char.add("customer-", rng.integers(0, 50_000, n).astype(str)),
+            "store_id": "S1",
+            "date": "2025-01-06 12:00:00",
+            "amount": rng.gamma(2.0, 20.0, n).round(2),
+            "note": "x" * 40,
+        }
+    )
+    path = tmp_path / "big.csv"
+    frame.to_csv(path, index=False)
+    assert path.stat().st_size > 100e6
+    monkeypatch.setenv("LOYALTY_PILOT_MEMORY_LIMIT", "96MB")
+    ws = open_workspace(tmp_path / "ws")
+    con = ws.connect()
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("91.5 MiB", "96.0 MB")
+    con.close()
+    (result,) = ingest(ws, baskets=path)
+    assert (result.loaded, result.rejected) == (n, 0)
