@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from loyalty_pilot.pilots.errors import UserError
 
 from loyalty_pilot import __version__
+from loyalty_pilot.pilots.errors import UserError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -357,7 +357,8 @@ def test_a_file_larger_than_the_memory_limit_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("LOYALTY_PILOT_MEMORY_LIMIT", "96MB")
     ws = open_workspace(tmp_path / "ws")
     con = ws.connect()
-    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("91.5 MiB", "96.0 MB")
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit in ("91.5 MiB", "96.0 MB")
     con.close()
     (result,) = ingest(ws, baskets=path)
     assert (result.loaded, result.rejected) == (n, 0)
