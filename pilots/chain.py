@@ -96,10 +96,15 @@ def build_chain(
         "baskets": folder / "baskets.parquet",
         "stores": folder / "stores.csv",
         "customers": folder / "customers.parquet",
+        "store_truth": folder / "store_truth.parquet",
         "truth": folder / "truth.json",
     }
     chain.baskets.to_parquet(files["baskets"], index=False)
-    chain.stores.to_csv(files["stores"], index=False)
+    contract = ["store_id", "region", "format", "size_m2", "opened"]
+    stores_frame = chain.stores[contract].copy()
+    stores_frame["opened"] = stores_frame["opened"].dt.date
+    stores_frame.to_csv(files["stores"], index=False)
+    chain.stores.to_parquet(files["store_truth"], index=False)
     chain.customers.to_parquet(files["customers"], index=False)
     parameters = {
         "stores": stores,
@@ -112,7 +117,10 @@ def build_chain(
     truth = {
         "parameters": parameters,
         "effects": [_effect_dict(e) for e in chain.effects],
-        "note": "ground truth of the synthetic chain; per-customer rates in customers.parquet",
+        "note": (
+            "ground truth of the synthetic chain: per-customer rates in customers.parquet, "
+            "store attractiveness and growth in store_truth.parquet"
+        ),
     }
     files["truth"].write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     results = ingest(workspace, baskets=files["baskets"], stores=files["stores"])
