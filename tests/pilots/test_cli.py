@@ -173,3 +173,28 @@ def test_user_facing_error_is_a_click_exception_with_code_2():
 
     assert issubclass(UserFacingError, click.ClickException)
     assert UserFacingError("x").exit_code == 2
+
+
+def test_the_example_files_ingest_as_the_examples_readme_says(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    result = run(
+        "ingest",
+        "--stores",
+        str(root / "data" / "stores.csv"),
+        "--baskets",
+        str(root / "data" / "baskets.csv"),
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--json",
+        str(tmp_path / "out.json"),
+    )
+    assert result.exit_code == 0, result.output
+    promised = "baskets loaded 8 / rejected 3 / anonymous 1 / returns 1"
+    assert promised in result.output
+    assert promised in (root / "README.md").read_text()
+    payload = json.loads((tmp_path / "out.json").read_text())
+    with open(payload["rejects_file"], encoding="utf-8") as handle:
+        lines = [row.split(",")[0] for row in handle.read().splitlines()[1:]]
+    assert lines == ["9", "10", "11"]
