@@ -1,0 +1,143 @@
+"""The result of comparing one arm with its baseline, shared by every estimator.
+
+A :class:`Comparison` is immutable and renders itself as a dict with the keys of the
+``evaluate --json`` contract: ``arm, baseline, metric, method, estimate, ci_low, ci_high,
+relative, rel_ci_low, rel_ci_high, p_value, n_units, status`` plus method extras.
+
+Degenerate input does not raise: the estimator returns a Comparison whose ``status`` says
+why (see :data:`STATUSES`) and whose figures are NaN where they cannot be computed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+OK = "ok"
+STATUSES = {
+    OK: "estimated",
+    "one_unit_per_arm": "an arm has fewer than two units: no interval can be computed",
+    "no_pre_period": "no period before the start: the method needs one",
+    "no_post_period": "no period from the start on",
+    "zero_variance": "the outcome does not vary: the interval is degenerate",
+    "no_units": "an arm has no unit",
+    "poor_fit": "the synthetic control does not fit the pre-period",
+    "not_identified": "the estimate is not identified from this data",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One arm against its baseline on one metric, by one method.
+
+    ``estimate`` is the absolute effect per unit and period on the metric's scale;
+    ``relative`` the effect relative to the treated units' counterfactual mean over the
+    test period (see :func:`relative_from_absolute`). ``alpha`` is the level of the
+    two-sided interval. ``extras`` holds method-specific output (e.g. ``weights``,
+    ``event_study``, ``pre_trend_p_value``, ``se``, ``df``).
+    """
+
+    arm: str
+    baseline: str
+    metric: str
+    method: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    relative: float
+    rel_ci_low: float
+    rel_ci_high: float
+    p_value: float
+    n_units: int
+    status: str = OK
+    alpha: float = 0.05
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: NaN becomes None, extras are merged at the top level."""
+        out: dict[str, Any] = {
+            "arm": self.arm,
+            "baseline": self.baseline,
+            "metric": self.metric,
+            "method": self.method,
+            "estimate": _clean(self.estimate),
+            "ci_low": _clean(self.ci_low),
+            "ci_high": _clean(self.ci_high),
+            "relative": _clean(self.relative),
+            "rel_ci_low": _clean(self.rel_ci_low),
+            "rel_ci_high": _clean(self.rel_ci_high),
+            "p_value": _clean(self.p_value),
+            "n_units": int(self.n_units),
+            "status": self.status,
+            "alpha": self.alpha,
+        }
+        for key, value in self.extras.items():
+            out[key] = _clean_deep(value)
+        return out
+
+
+def relative_from_absolute(value: float, treated_post_mean: float) -> float:
+    """Absolute effect -> relative uplift against the treated units' counterfactual.
+
+    The counterfactual mean of the treated units over the test period is the observed
+    mean minus the effect, so ``relative = value / (treated_post_mean - value)``. The map
+    is increasing in ``value`` while the counterfactual is positive, so applying it to the
+    bounds of an interval for the absolute effect gives an interval for the relative one
+    with the same coverage (conditional on the observed treated mean). Returns NaN where
+    the counterfactual is not positive.
+    """
+    denominator = treated_post_mean - value
+    if not math.isfinite(value) or not math.isfinite(denominator) or denominator <= 0:
+        return math.nan
+    return value / denominator
+
+
+def degenerate(
+    arm: str,
+    baseline: str,
+    metric: str,
+    method: str,
+    status: str,
+    n_units: int,
+    alpha: float = 0.05,
+    estimate: float = math.nan,
+    **extras: Any,
+) -> Comparison:
+    """A Comparison for input the method cannot handle: NaN figures and a status."""
+    if status not in STATUSES:
+        raise ValueError(f"status == {status!r}, must be one of {sorted(STATUSES)}.")
+    nan = math.nan
+    return Comparison(
+        arm,
+        baseline,
+        metric,
+        method,
+        estimate,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        n_units,
+        status=status,
+        alpha=alpha,
+        extras=dict(extras),
+    )
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _clean_deep(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean_deep(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_deep(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        value = value.item()
+    return _clean(value)
