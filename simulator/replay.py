@@ -99,6 +99,8 @@ expected or sampled), ``redemption_cost``, ``rewards_expired`` (count), ``breaka
 without point rewards), ``baskets``, ``spend``, ``points_earned`` (with the welcome
 bonus), ``points_expired``, ``rewards_issued``, ``rewards_redeemed``,
 ``first_reward_date`` (NaT if none), ``days_to_first_reward`` (NaN if none),
+``first_advantage_date`` and ``days_to_first_advantage`` (the first reward issued or
+discounted purchase, whichever comes first; what the SMART check times),
 ``tier_end`` (tier on the last snapshot, "" without tiers), ``top_tier`` (highest tier
 of any of its baskets or snapshots, "" without tiers), ``balance_end``.
 """
@@ -133,7 +135,8 @@ LEDGER_COLUMNS = (
 CUSTOMER_COLUMNS = (
     "customer_id", "enrolled", "reward", "baskets", "spend", "points_earned",
     "points_expired", "rewards_issued", "rewards_redeemed", "first_reward_date",
-    "days_to_first_reward", "tier_end", "top_tier", "balance_end",
+    "days_to_first_reward", "first_advantage_date", "days_to_first_advantage", "tier_end",
+    "top_tier", "balance_end",
 )  # fmt: skip
 
 
@@ -278,7 +281,10 @@ def _months(s_day: int, e_day: int) -> dict[str, np.ndarray]:
 
 
 def _month_index(day: np.ndarray, months: dict[str, np.ndarray]) -> np.ndarray:
-    return np.searchsorted(months["first"], day, side="right") - 1
+    """Ledger row of each day (days must lie in the window)."""
+    first = months["first"]
+    lut = np.repeat(np.arange(len(first)), np.diff(np.append(first, months["snapshot"][-1] + 1)))
+    return lut[day - first[0]]
 
 
 def _break_ties(
@@ -508,10 +514,19 @@ def _ledger(
     e_day = parts["e_day"]
     c, day = parts["c"], parts["day"]
 
+    located: dict[int, tuple[np.ndarray | None, np.ndarray]] = {}
+
     def by_month(days: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        inside = days <= e_day
-        w = None if weights is None else np.asarray(weights, dtype=float)[inside]
-        return np.bincount(_month_index(days[inside], months), weights=w, minlength=n_months)
+        """Sum ``weights`` (or count) by the month of ``days``; days after ``end`` drop out."""
+        if id(days) not in located:  # each array of days is located once
+            inside = None if (len(days) == 0 or days.max() <= e_day) else days <= e_day
+            chosen = days if inside is None else days[inside]
+            located[id(days)] = (inside, _month_index(chosen, months))
+        inside, index = located[id(days)]
+        w = None if weights is None else np.asarray(weights, dtype=float)
+        if w is not None and inside is not None:
+            w = w[inside]
+        return np.bincount(index, weights=w, minlength=n_months)
 
     month = _month_index(day, months)
     cost_b = parts["cost_m"][c]
@@ -521,6 +536,7 @@ def _ledger(
     new_visit = np.ones(len(day), dtype=bool)
     new_visit[1:] = (c[1:] != c[:-1]) | (month[1:] != month[:-1])
     expiry_day = day + parts["valid_days"]
+    resolve_day = parts["resolve_day"]
     v_day, v_run, v_points = parts["validity_events"]
     run_member = parts["run_member"]
     lapsed = parts["lapse_day"] <= e_day
@@ -540,9 +556,9 @@ def _ledger(
         - by_month(v_day, v_points * per_point[v_member])
         - by_month(lapse_day, lapse_points * per_point[lapse_member])
     )
-    pending = np.cumsum(by_month(day, rewards) - by_month(parts["resolve_day"], rewards))
+    pending = np.cumsum(by_month(day, rewards) - by_month(resolve_day, rewards))
     pending_value = np.cumsum(
-        by_month(day, rewards * cost_b) - by_month(parts["resolve_day"], rewards * cost_b)
+        by_month(day, rewards * cost_b) - by_month(resolve_day, rewards * cost_b)
     )
     redemption_rate = programme.redemption.rate
 
@@ -587,8 +603,8 @@ def _ledger(
             "rewards_issued": by_month(day, rewards).round().astype(np.int64),
             "rewards_issued_cost": by_month(day, rewards * cost_b),
             "rewards_issued_perceived": by_month(day, rewards * parts["perceived_m"][c]),
-            "rewards_redeemed": by_month(parts["resolve_day"], parts["redeemed"]),
-            "redemption_cost": by_month(parts["resolve_day"], parts["redeemed"] * cost_b),
+            "rewards_redeemed": by_month(resolve_day, parts["redeemed"]),
+            "redemption_cost": by_month(resolve_day, parts["redeemed"] * cost_b),
             "rewards_expired": by_month(expiry_day, parts["expired_rewards"]),
             "breakage": by_month(expiry_day, parts["expired_rewards"] * cost_b),
             "discount_cost": by_month(day, parts["discount"]),
@@ -624,6 +640,10 @@ def _customers(
     issuing = rewards > 0
     np.minimum.at(first_reward, c[issuing], day[issuing])
     has_reward = first_reward != np.iinfo(np.int64).max
+    first_advantage = np.full(m, np.iinfo(np.int64).max)
+    advantaged = issuing | ((parts["discount"] > 0) & (parts["cents"] > 0))
+    np.minimum.at(first_advantage, c[advantaged], day[advantaged])
+    has_advantage = first_advantage != np.iinfo(np.int64).max
     _, v_run, v_points = parts["validity_events"]
     lapsed = parts["lapse_day"] <= e_day
     run_member = parts["run_member"]
@@ -653,18 +673,22 @@ def _customers(
             "points_expired": expired.round().astype(np.int64),
             "rewards_issued": per_member(rewards).round().astype(np.int64),
             "rewards_redeemed": per_member(parts["redeemed"]),
-            "first_reward_date": pd.to_datetime(
-                np.where(
-                    has_reward, _EPOCH + np.where(has_reward, first_reward, 0), np.datetime64("NaT")
-                )
-            ),
+            "first_reward_date": _dates_or_nat(first_reward, has_reward),
             "days_to_first_reward": np.where(has_reward, first_reward - enrol, np.nan),
+            "first_advantage_date": _dates_or_nat(first_advantage, has_advantage),
+            "days_to_first_advantage": np.where(has_advantage, first_advantage - enrol, np.nan),
             "tier_end": tier_end,
             "top_tier": top_tier,
             "balance_end": balance_end.round().astype(np.int64),
         }
     )
     return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def _dates_or_nat(days: np.ndarray, present: np.ndarray) -> np.ndarray:
+    out = (_EPOCH + np.where(present, days, 0)).astype("datetime64[ns]")
+    out[~present] = np.datetime64("NaT")
+    return out
 
 
 def _totals(ledger: pd.DataFrame, identified: int, members: int) -> dict[str, Any]:
