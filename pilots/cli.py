@@ -87,6 +87,8 @@ def main() -> None:
     Workflow:
       ingest    load the chain's baskets and stores into a workspace
       generate  or create a synthetic chain with known ground truth
+      check     validate programme YAML files, replay them, SMART check
+      schema    the JSON Schema of a programme file
       panel     store x week / region x week panels for the pilot's statistics
       rfm       customers' recency, frequency, monetary scores and segments
       demo      the whole story on a synthetic chain
@@ -363,7 +365,90 @@ def demo(
     )
     click.echo(f"loyalty-pilot demo: synthetic chain in {workspace} ({summary['seconds']:.1f} s)")
     _print_summary(summary["chain"])
+    from loyalty_pilot.pilots.programmes import comparison_table, evaluate, example_programmes
+
+    reports = evaluate(example_programmes(), _baskets(ws), seed=seed)
+    click.echo("")
+    click.echo("Example programmes replayed on the chain's baskets (exact, no behaviour change):")
+    click.echo(comparison_table(reports))
+    summary["variants"] = [r.to_dict() for r in reports]
     write_json(json_path, summary)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the enrolment draw.")
+@workspace_option(
+    help_text="Workspace whose baskets the programmes are replayed on "
+    "(without one, only Simple and Measurable are checked)."
+)
+@json_option
+def check(files: tuple[Path, ...], seed: int, workspace: Path, json_path: Path | None) -> None:
+    """Validate programme files and print their SMART check side by side.
+
+    Every mistake of every file is reported at once as FILE:LINE:COLUMN: key: reason
+    (exit code 2). With a workspace, each programme is replayed exactly on its baskets:
+    Attainable (share of members reaching a first advantage within 12 months), Realistic
+    (cost against the budget) and Time-bound (days to a first advantage for a
+    median-frequency member) come from that replay.
+
+    \b
+    Example:
+      loyalty-pilot check examples/programmes/*.yaml --workspace ws
+      loyalty-pilot check my-programme.yaml --json smart.json
+    """
+    from loyalty_pilot.pilots.programmes import comparison_table, evaluate
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    baskets = _baskets(ws) if ws.exists() else None
+    reports = evaluate(list(files), baskets, seed=seed)
+    for report in reports:
+        click.echo(f"{report.path}: valid programme {report.programme.programme!r}")
+    if baskets is None:
+        click.echo(
+            f"no workspace at {workspace}: Attainable, Realistic and Time-bound need "
+            "the chain's baskets (--workspace DIR)"
+        )
+    click.echo(comparison_table(reports))
+    write_json(json_path, {"variants": [r.to_dict() for r in reports]})
+
+
+@main.command(context_settings=CONTEXT)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema to this file instead of printing it.",
+)
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of a programme file, for editor completion and checks.
+
+    \b
+    Example:
+      loyalty-pilot schema --out programme.schema.json
+      # VS Code (YAML extension): # yaml-language-server: $schema=programme.schema.json
+    """
+    from loyalty_pilot.pilots.specfile import programme_json_schema
+
+    text = json.dumps(programme_json_schema(), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    if out.parent and not out.parent.exists():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"JSON Schema written to {out}")
+
+
+def _baskets(ws: Any) -> Any:
+    """The workspace's baskets as a DataFrame (read-only connection)."""
+    from loyalty_pilot.pilots.programmes import workspace_baskets
+
+    con = ws.connect(read_only=True)
+    try:
+        return workspace_baskets(con)
+    finally:
+        con.close()
 
 
 @main.command(context_settings=CONTEXT)

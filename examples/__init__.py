@@ -1,0 +1,1 @@
+"""Example programme files and a small chain, installed as ``loyalty_pilot.examples``."""
