@@ -188,7 +188,7 @@ def replay(
     ident = window & data["identified"]
     codes = data["customer_code"][ident]
     uniques = data["customer_uniques"]
-    present = np.unique(codes)
+    present = np.flatnonzero(np.bincount(codes, minlength=len(uniques)))
     order = np.argsort(uniques[present].astype(str), kind="stable")
     customers = present[order]  # codes sorted by customer_id as text
     n_ident = len(customers)
@@ -212,7 +212,7 @@ def replay(
     sel = sel[c_all >= 0]
     c = rank[data["customer_code"][sel]]
     ts = data["ts"][sel]
-    order = np.lexsort((ts, c))
+    order = _member_time_order(c, ts)
     sel, c, ts = sel[order], c[order], ts[order]
     sel, c = _break_ties(sel, c, ts, data["basket_id"])
     parts = _member_events(
@@ -241,8 +241,13 @@ def _prepare(baskets: pd.DataFrame, programme: Programme) -> dict[str, Any]:
     day = dates.to_numpy().astype("datetime64[D]").astype(np.int64)
     ts = ts_source.to_numpy().astype("datetime64[ns]").astype(np.int64)
     customer = baskets["customer_id"]
-    identified = customer.notna().to_numpy() & (customer.astype(str).str.len() > 0).to_numpy()
-    codes, uniques = pd.factorize(customer.where(identified).astype("string"))
+    identified = customer.notna().to_numpy().copy()
+    if not (pd.api.types.is_numeric_dtype(customer) or pd.api.types.is_bool_dtype(customer)):
+        customer = customer.astype("string")
+        identified &= (customer.str.len() > 0).fillna(False).to_numpy(dtype=bool)
+        customer = customer.where(identified)
+    codes, uniques = pd.factorize(customer)
+    uniques = np.asarray(uniques.astype(str), dtype=object)
     dept = np.ones(len(baskets))
     multipliers = programme.earn.department_multipliers if programme.earn else {}
     if multipliers:
@@ -255,7 +260,7 @@ def _prepare(baskets: pd.DataFrame, programme: Programme) -> dict[str, Any]:
         "cents": np.rint(amount * 100).astype(np.int64),
         "identified": identified,
         "customer_code": np.asarray(codes, dtype=np.int64),
-        "customer_uniques": np.asarray(uniques, dtype=object),
+        "customer_uniques": uniques,
         "basket_id": baskets["basket_id"],
         "dept": dept,
     }
@@ -285,6 +290,19 @@ def _month_index(day: np.ndarray, months: dict[str, np.ndarray]) -> np.ndarray:
     first = months["first"]
     lut = np.repeat(np.arange(len(first)), np.diff(np.append(first, months["snapshot"][-1] + 1)))
     return lut[day - first[0]]
+
+
+def _member_time_order(c: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Order by (member, timestamp); equal pairs are ordered afterwards by basket_id.
+
+    One int64 key (member in the high bits, seconds in the low ones) when timestamps are
+    whole seconds over less than 2**36 s, which argsort sorts much faster than lexsort.
+    """
+    if len(ts):
+        seconds, rest = np.divmod(ts - ts.min(), 1_000_000_000)
+        if not rest.any() and seconds.max() < (1 << 36) and c.max() < (1 << 26):
+            return np.argsort((c << 36) | seconds)
+    return np.lexsort((ts, c))
 
 
 def _break_ties(
