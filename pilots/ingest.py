@@ -12,7 +12,8 @@ into the header's columns, ``raw_line`` holds the line as read.
 Basket rules (columns per the contract; names are matched case-insensitively):
 
 - required columns ``basket_id, customer_id, store_id, date, amount``; optional ``margin``,
-  ``items``; other columns are ignored and listed in the result;
+  ``items``, ``department`` (for per-department points multipliers); other columns are
+  ignored and listed in the result;
 - ``date`` an ISO date or timestamp (a time-zone offset is dropped: the local time is kept);
 - ``amount`` numeric and finite; a decimal comma (``12,50``) is accepted; negative = a return
   (kept and counted);
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     import duckdb
 
 BASKET_REQUIRED = ("basket_id", "customer_id", "store_id", "date", "amount")
-BASKET_OPTIONAL = ("margin", "items")
+BASKET_OPTIONAL = ("margin", "items", "department")
 STORE_REQUIRED = ("store_id", "region")
 STORE_OPTIONAL = ("format", "size_m2", "opened")
 
@@ -219,8 +220,10 @@ def _ingest_file(
             "FROM checked WHERE reason IS NULL"
         ).fetchone()
         con.execute(
-            "INSERT INTO baskets SELECT basket_id, customer_id, store_id, ts, CAST(ts AS DATE), "
-            "amount, margin, items, ? FROM checked WHERE reason IS NULL ORDER BY line",
+            "INSERT INTO baskets (basket_id, customer_id, store_id, ts, date, amount, margin, "
+            "items, department, ingest_id) SELECT basket_id, customer_id, store_id, ts, "
+            "CAST(ts AS DATE), amount, margin, items, department, ? FROM checked "
+            "WHERE reason IS NULL ORDER BY line",
             [ingest_id],
         )
     else:
@@ -456,6 +459,9 @@ def _check_baskets(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> No
         reasons.append(known_store)
     margin = f"{_NUMBER.format(c='margin')}" if has_margin else "CAST(NULL AS DOUBLE)"
     items = _ITEMS if has_items else "CAST(NULL AS BIGINT)"
+    department = (
+        "nullif(trim(department), '')" if "department" in columns else "CAST(NULL AS VARCHAR)"
+    )
     con.execute(
         f"""CREATE TEMP TABLE checked AS
         WITH parsed AS (
@@ -464,6 +470,7 @@ def _check_baskets(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> No
                    nullif(trim(store_id), '') AS store_id,
                    try_cast(trim(date) AS TIMESTAMP) AS ts,
                    {_NUMBER.format(c="amount")} AS amount, {margin} AS margin, {items} AS items,
+                   {department} AS department,
                    nullif(concat_ws('; ', {", ".join(reasons)}), '') AS own
             FROM raw),
         firsts AS (
@@ -471,6 +478,7 @@ def _check_baskets(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> No
             WHERE own IS NULL),
         loaded AS (SELECT DISTINCT basket_id FROM baskets)
         SELECT p.line, p.basket_id, p.customer_id, p.store_id, p.ts, p.amount, p.margin, p.items,
+               p.department,
                coalesce(p.own,
                    CASE WHEN f.first_line < p.line
                         THEN 'duplicate basket_id (first at line ' || f.first_line || ')'

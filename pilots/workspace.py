@@ -5,7 +5,8 @@ Tables (created on first open):
 ``stores``   store_id VARCHAR, region VARCHAR, format VARCHAR, size_m2 DOUBLE, opened DATE
 ``baskets``  basket_id VARCHAR, customer_id VARCHAR (NULL = anonymous), store_id VARCHAR,
              ts TIMESTAMP, date DATE, amount DOUBLE (negative = return), margin DOUBLE,
-             items BIGINT, ingest_id BIGINT (row of ``ingests`` that loaded it)
+             items BIGINT, ingest_id BIGINT (row of ``ingests`` that loaded it),
+             department VARCHAR (optional, for per-department points multipliers)
 ``ingests``  one row per loaded file: id, kind ('baskets' | 'stores'), path, fingerprint
              (sha256 of the file's bytes), loaded_at, rows_read, loaded, rejected,
              anonymous, returns, rejects_file
@@ -34,7 +35,7 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS baskets (
         basket_id VARCHAR NOT NULL, customer_id VARCHAR, store_id VARCHAR NOT NULL,
         ts TIMESTAMP NOT NULL, date DATE NOT NULL, amount DOUBLE NOT NULL,
-        margin DOUBLE, items BIGINT, ingest_id BIGINT)""",
+        margin DOUBLE, items BIGINT, ingest_id BIGINT, department VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS ingests (
         id BIGINT NOT NULL, kind VARCHAR NOT NULL, path VARCHAR NOT NULL,
         fingerprint VARCHAR NOT NULL, loaded_at TIMESTAMP NOT NULL, rows_read BIGINT,
