@@ -41,6 +41,8 @@ SCHEMA = (
         fingerprint VARCHAR NOT NULL, loaded_at TIMESTAMP NOT NULL, rows_read BIGINT,
         loaded BIGINT, rejected BIGINT, anonymous BIGINT, returns BIGINT,
         rejects_file VARCHAR)""",
+    # workspaces made before the department column existed
+    "ALTER TABLE baskets ADD COLUMN IF NOT EXISTS department VARCHAR",
 )
 
 
