@@ -189,7 +189,7 @@ class SmartThresholds(Strict):
     min_value_per_100: NonNegativeFloat = Field(
         0.5, description="Measurable: cash-equivalent reward per 100 spent, at least"
     )
-    min_attainable: Annotated[float, Field(ge=0, le=1)] = Field(
+    min_attainable: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
         0.3, description="Attainable: share reaching a first reward within 12 months, at least"
     )
     max_days_to_first_reward: int = Field(
@@ -221,16 +221,20 @@ class Programme(Strict):
         if not tiers:
             return tiers
         if tiers[0].min_spend_12m != 0:
-            raise ValueError("the first tier must have min_spend_12m 0 (every member has a tier)")
+            raise ValueError(
+                f"the first tier {tiers[0].name!r} must have min_spend_12m 0 "
+                "(every member has a tier)"
+            )
         for before, after in itertools.pairwise(tiers):
             if after.min_spend_12m <= before.min_spend_12m:
                 raise ValueError(
-                    f"tier thresholds must increase: {after.name!r} ({after.min_spend_12m}) "
-                    f"after {before.name!r} ({before.min_spend_12m})"
+                    f"tier thresholds must increase: {after.name!r} ({after.min_spend_12m:g}) "
+                    f"after {before.name!r} ({before.min_spend_12m:g})"
                 )
         names = [t.name for t in tiers]
-        if len(set(names)) != len(names):
-            raise ValueError("tier names must be unique")
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"tier name {name!r} is used twice; tier names must be unique")
         return tiers
 
     @model_validator(mode="after")
