@@ -80,7 +80,10 @@ def load_programmes(paths: list[Path]) -> list[Programme]:
 
 def workspace_baskets(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The workspace's baskets as the replay wants them."""
-    return con.execute("SELECT customer_id, basket_id, ts, date, amount FROM baskets").df()
+    return con.execute(
+        "SELECT customer_id, basket_id, ts, date, amount, department FROM baskets "
+        "ORDER BY customer_id, ts, basket_id"
+    ).df()
 
 
 def evaluate(

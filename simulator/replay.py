@@ -298,6 +298,10 @@ def _member_time_order(c: np.ndarray, ts: np.ndarray) -> np.ndarray:
     One int64 key (member in the high bits, seconds in the low ones) when timestamps are
     whole seconds over less than 2**36 s, which argsort sorts much faster than lexsort.
     """
+    if len(ts) > 1:
+        same = c[1:] == c[:-1]
+        if (c[1:] >= c[:-1]).all() and (ts[1:][same] >= ts[:-1][same]).all():
+            return np.arange(len(ts))  # already in order (e.g. read with ORDER BY)
     if len(ts):
         seconds, rest = np.divmod(ts - ts.min(), 1_000_000_000)
         if not rest.any() and seconds.max() < (1 << 36) and c.max() < (1 << 26):
