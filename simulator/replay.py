@@ -369,7 +369,7 @@ def _member_events(
     thresholds = np.array([round(t.min_spend_12m * 100) for t in tiers], dtype=np.int64)
     if tiers:
         lo = np.searchsorted(key, key - 365, side="right")
-        tier = _tier_of(thresholds, cc0[position] - cc0[lo])
+        tier = _tier_of(thresholds, cc0[:-1] - cc0[lo])
     else:
         tier = np.zeros(n, dtype=np.int64)
 
@@ -421,22 +421,28 @@ def _member_events(
 
     # R7 + R8: balance, conversions and fixed-validity expiry, year by year
     validity = programme.expiry.validity_years
-    year = (_EPOCH + day).astype("datetime64[Y]").astype(np.int64) + 1970
+    progressive = programme.progressive
+    needs_year = validity is not None or progressive is not None
+    year = (_EPOCH + day).astype("datetime64[Y]").astype(np.int64) + 1970 if needs_year else None
     y0 = int((_EPOCH + s_day).astype("datetime64[Y]").astype(np.int64)) + 1970
     y1 = int((_EPOCH + e_day).astype("datetime64[Y]").astype(np.int64)) + 1970
     n_years = y1 - y0 + 1
-    period = year - y0 if validity is not None else np.zeros(n, dtype=np.int64)
     n_periods = n_years if validity is not None else 1
     balance = np.zeros(n_runs, dtype=np.int64)
     rewards = np.zeros(n, dtype=np.int64)
     credit_by_year = np.zeros((n_runs, n_years), dtype=np.int64)
     if validity is not None and n:
-        np.add.at(credit_by_year, (run, year - y0), credit)
+        credit_by_year = (
+            np.bincount(run * n_years + (year - y0), weights=credit, minlength=n_runs * n_years)
+            .round()
+            .astype(np.int64)
+            .reshape(n_runs, n_years)
+        )
     expiry_day: list[np.ndarray] = []
     expiry_run: list[np.ndarray] = []
     expiry_points: list[np.ndarray] = []
     for p in range(n_periods):
-        idx = np.flatnonzero(period == p) if n_periods > 1 else position
+        idx = np.flatnonzero(year == y0 + p) if n_periods > 1 else position
         if len(idx):
             r = run[idx]
             starts = np.ones(len(idx), dtype=bool)
@@ -485,13 +491,12 @@ def _member_events(
 
     # R10 discounts
     rate = np.full(n, programme.discount_rate)
-    progressive = programme.progressive
     if progressive is not None:
         jan1 = (year - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
         lo_year = np.searchsorted(key, c * _BIG + jan1, side="left")
         steps = np.array([round(s.from_spend * 100) for s in progressive.scale], dtype=np.int64)
         step_rates = np.array([s.rate for s in progressive.scale])
-        rate = rate + step_rates[_tier_of(steps, cc0[position] - cc0[lo_year])]
+        rate = rate + step_rates[_tier_of(steps, cc0[:-1] - cc0[lo_year])]
     if tiers:
         tier_discount = np.array([t.benefit.discount_rate if t.benefit else 0.0 for t in tiers])
         rate = rate + tier_discount[tier]
