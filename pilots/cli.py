@@ -537,6 +537,106 @@ def rfm(
     write_json(json_path, {"customers": len(table), "segments": rows})
 
 
+@main.command(context_settings=CONTEXT)
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Panel file (CSV or Parquet): one row per unit and period.",
+)
+@click.option("--unit", required=True, help="Column of the unit (store, region, ...).")
+@click.option("--arm", "arm", required=True, help="Column of the arm: names, or 0/1.")
+@click.option("--outcome", required=True, help="Column of the outcome (a number).")
+@click.option("--period", required=True, help="Column of the period (week, date, ...).")
+@click.option(
+    "--start", required=True, help="First period of the test (a period value or between two)."
+)
+@click.option(
+    "--control",
+    default=None,
+    help="Arm value of the control arm [default: 'control'; with 0/1 arms, 0].",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["did", "ancova", "ri", "synthetic_control", "event_study"]),
+    default="did",
+    show_default=True,
+    help="Estimator (ri: randomization inference; did: CR2 intervals).",
+)
+@click.option(
+    "--design",
+    type=click.Choice(["complete", "stratified", "paired"]),
+    default="complete",
+    show_default=True,
+    help="How the arms were randomized (--method ri).",
+)
+@click.option("--strata", default=None, help="Column of the strata (--design stratified).")
+@click.option("--pairs", default=None, help="Column of the pairs (--design paired).")
+@click.option(
+    "--alpha",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Level of the two-sided intervals.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of the randomization draws."
+)
+@json_option
+def evaluate(
+    data: Path,
+    unit: str,
+    arm: str,
+    outcome: str,
+    period: str,
+    start: str,
+    control: str | None,
+    method: str,
+    design: str,
+    strata: str | None,
+    pairs: str | None,
+    alpha: float,
+    seed: int,
+    json_path: Path | None,
+) -> None:
+    """Compare every arm of a pilot with the control arm on a unit x period panel.
+
+    One line per arm: the effect per unit and period with its interval, the relative
+    uplift, the p-value, the units compared and a status (ok, or why a figure is missing,
+    e.g. one_unit_per_arm, no_pre_period). Periods on or after --start are the test. Arms
+    are names, or 0/1 (0 = control). Exits 2 naming the column, line or value on bad input.
+
+    \b
+    Example:
+      loyalty-pilot evaluate --data store_week.csv --unit store_id --arm arm \\
+          --outcome sales --period week --start 2026-03-30
+      loyalty-pilot evaluate --data panel.parquet --unit store_id --arm arm --outcome sales \\
+          --period week --start 2026-03-30 --method ri --design stratified --strata region \\
+          --json evaluation.json
+    """
+    from loyalty_pilot.pilots.evaluate_file import evaluate_file, summary_lines
+
+    result = evaluate_file(
+        data,
+        unit=unit,
+        arm=arm,
+        outcome=outcome,
+        period=period,
+        start=start,
+        control=control,
+        method=method,
+        design=design,
+        strata=strata,
+        pairs=pairs,
+        alpha=alpha,
+        seed=seed,
+    )
+    for line in summary_lines(result):
+        click.echo(line)
+    write_json(json_path, result.to_dict())
+
+
 def _write_frame(frame: Any, out: Path) -> None:
     if out.parent and not out.parent.exists():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")

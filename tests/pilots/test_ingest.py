@@ -365,7 +365,10 @@ def test_a_file_larger_than_the_memory_limit_loads(tmp_path, monkeypatch):
 
 
 def test_optional_department_is_kept(ws, tmp_path):
-    text = "basket_id,customer_id,store_id,date,amount,department\nD1,C1,S1,2025-01-06,5,fresh\nD2,C1,S1,2025-01-06,5,\n"
+    text = (
+        "basket_id,customer_id,store_id,date,amount,department\n"
+        "D1,C1,S1,2025-01-06,5,fresh\nD2,C1,S1,2025-01-06,5,\n"
+    )
     (result,) = ingest(ws, baskets=write(tmp_path / "d.csv", text))
     assert result.ignored_columns == ()
     con = ws.connect()

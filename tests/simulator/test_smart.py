@@ -34,8 +34,8 @@ def test_value_of_gifts_uses_retail_value_and_shares():
     p = programme(
         earn={"points_per_currency": 1.0},
         rewards=[
-            {"kind": "gift", "points": 500, "retail_value": 10.0, "unit_cost": 4.0, "share": 0.25},
-            {"kind": "gift", "points": 1000, "retail_value": 30.0, "unit_cost": 12.0, "share": 0.75},
+            {"kind": "gift", "points": 500, "retail_value": 10, "unit_cost": 4, "share": 0.25},
+            {"kind": "gift", "points": 1000, "retail_value": 30, "unit_cost": 12, "share": 0.75},
         ],
     )
     # per point: 0.25 * 10/500 + 0.75 * 30/1000 = 0.005 + 0.0225 = 0.0275; x 100 = 2.75
@@ -51,8 +51,11 @@ def test_discounts_tiers_and_referral_count_as_rules():
             {"kind": "discount", "rate": 0.01},
             {
                 "kind": "progressive_discount",
-                "scale": [{"from_spend": 0, "rate": 0}, {"from_spend": 500, "rate": 0.02},
-                          {"from_spend": 900, "rate": 0.03}],
+                "scale": [
+                    {"from_spend": 0, "rate": 0},
+                    {"from_spend": 500, "rate": 0.02},
+                    {"from_spend": 900, "rate": 0.03},
+                ],
             },
         ],
         tiers=[{"name": "a", "min_spend_12m": 0}, {"name": "b", "min_spend_12m": 10}],
