@@ -15,6 +15,7 @@ pre-period, ...) is not an error: the comparison carries a status (see
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from .panel import PanelData, PanelError, wide_panel
 from .results import Comparison
 
 METHODS = ("did", "ancova", "ri", "synthetic_control", "event_study")
+SCALES = ("level", "log")
 ZERO_ONE_NAMES = ("control", "treatment")
 """Arm names given to a 0/1 assignment: the control value, then the other one."""
 
@@ -82,6 +84,7 @@ def evaluate(
     design: str = "complete",
     predictors: pd.DataFrame | None = None,
     n_draws: int = 10_000,
+    scale: str = "level",
 ) -> Evaluation:
     """Compare every arm of ``assignment`` with the ``control`` arm on ``outcome``.
 
@@ -107,6 +110,11 @@ def evaluate(
         predictors: for ``"synthetic_control"``: one row per unit, one column per
             predictor.
         n_draws: random assignments drawn by ``"ri"`` when it cannot enumerate them.
+        scale: ``"level"`` (the outcome as it is) or ``"log"``: the estimator works on
+            ``log(outcome)`` (a multiplicative effect, the natural scale for sales of
+            stores of very different sizes); ``relative`` is then ``exp(effect) - 1``
+            with its interval mapped the same way, and ``estimate`` the absolute effect
+            this implies on the treated units' test-period mean (see :func:`from_log`).
 
     Raises:
         PanelError: a column is missing, the outcome is not numeric, a unit has no arm or
@@ -115,6 +123,8 @@ def evaluate(
     """
     if method not in METHODS:
         raise ValueError(f"method == {method!r}, must be one of {list(METHODS)}.")
+    if scale not in SCALES:
+        raise ValueError(f"scale == {scale!r}, must be one of {list(SCALES)}.")
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
         raise ValueError(f"alpha == {alpha!r}, must be in (0, 1).")
     if method != "ri" and (design != "complete" or strata is not None or pairs is not None):
@@ -144,22 +154,32 @@ def evaluate(
         data = wide_panel(
             subset, unit=unit, period=period, outcome=outcome, treated=treated, start=start
         )
-        comparisons.append(
-            _estimate(
-                data,
-                method,
-                arm=arm,
-                baseline=control_name,
-                metric=outcome,
-                alpha=alpha,
-                rng=rng,
-                strata=strata,
-                pairs=pairs,
-                design=design,
-                predictors=predictors,
-                n_draws=n_draws,
-            )
+        level_data = data
+        if scale == "log":
+            if (data.y <= 0).any():
+                i, t = np.argwhere(data.y <= 0)[0]
+                raise PanelError(
+                    f"scale='log' needs a positive {outcome!r}: unit {_plain(data.units[i])!r}, "
+                    f"{period} {_plain(data.periods[t])!r} has {data.y[i, t]:g}"
+                )
+            data = PanelData(np.log(data.y), data.units, data.periods, data.treated, data.post)
+        comparison = _estimate(
+            data,
+            method,
+            arm=arm,
+            baseline=control_name,
+            metric=outcome,
+            alpha=alpha,
+            rng=rng,
+            strata=strata,
+            pairs=pairs,
+            design=design,
+            predictors=predictors,
+            n_draws=n_draws,
         )
+        if scale == "log":
+            comparison = from_log(comparison, level_data.treated_post_mean())
+        comparisons.append(comparison)
     return Evaluation(
         comparisons=tuple(comparisons),
         method=method,
@@ -168,6 +188,37 @@ def evaluate(
         arms=tuple(arms),
         control=control_name,
         alpha=float(alpha),
+    )
+
+
+def from_log(comparison: Comparison, treated_post_mean: float) -> Comparison:
+    """A comparison estimated on ``log(outcome)`` expressed on the outcome's own scale.
+
+    With ``tau`` the effect on the log scale: ``relative = exp(tau) - 1`` and the absolute
+    effect on the treated units' test-period mean ``m`` is ``m * (1 - exp(-tau))``. Both
+    maps are increasing, so the interval bounds map to intervals with the same coverage.
+    The log-scale figures stay in the extras (``log_estimate``, ``log_ci_low``,
+    ``log_ci_high``).
+    """
+
+    def relative(x: float) -> float:
+        return float(np.expm1(x))
+
+    def absolute(x: float) -> float:
+        return float(treated_post_mean * -np.expm1(-x))
+
+    tau, low, high = comparison.estimate, comparison.ci_low, comparison.ci_high
+    extras = dict(comparison.extras)
+    extras.update(scale="log", log_estimate=tau, log_ci_low=low, log_ci_high=high)
+    return dataclasses.replace(
+        comparison,
+        estimate=absolute(tau),
+        ci_low=absolute(low),
+        ci_high=absolute(high),
+        relative=relative(tau),
+        rel_ci_low=relative(low),
+        rel_ci_high=relative(high),
+        extras=extras,
     )
 
 

@@ -52,6 +52,7 @@ def build_chain(
     seed: int = 0,
     start: date | None = None,
     effect: dict[str, Any] | None = None,
+    effects: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Generate a chain, write it to ``WORKSPACE/generated`` and ingest it.
 
@@ -72,10 +73,9 @@ def build_chain(
                 "generate into a new --workspace"
             )
     t0 = time.perf_counter()
-    effects = ()
     try:
-        if effect is not None:
-            effects = (Effect(**effect),)
+        wanted = ([effect] if effect is not None else []) + list(effects or [])
+        injected = tuple(Effect(**e) for e in wanted)
         kwargs: dict[str, Any] = {}
         if start is not None:
             kwargs["start"] = start
@@ -85,7 +85,7 @@ def build_chain(
             customers=customers,
             weeks=weeks,
             seed=seed,
-            effects=effects,
+            effects=injected,
             **kwargs,
         )
     except ValueError as exc:

@@ -352,9 +352,13 @@ def demo(
       loyalty-pilot demo --customers 5000 --weeks 52 --workspace /tmp/demo --json demo.json
     """
     from loyalty_pilot.pilots.chain import build_chain, reset_demo_workspace
+    from loyalty_pilot.pilots.demo_pilot import evaluate_pilot, pilot_lines, plan_pilot
+    from loyalty_pilot.pilots.programmes import comparison_table, evaluate, example_programmes
     from loyalty_pilot.pilots.workspace import open_workspace
 
     ws = reset_demo_workspace(open_workspace(workspace))
+    chain_start = date(2024, 1, 1)
+    plan = plan_pilot(n_stores, weeks, chain_start, seed=seed)
     summary = build_chain(
         ws,
         stores=n_stores,
@@ -362,16 +366,41 @@ def demo(
         customers=customers,
         weeks=weeks,
         seed=seed,
+        start=chain_start,
+        effects=plan.effects() if plan else None,
     )
     click.echo(f"loyalty-pilot demo: synthetic chain in {workspace} ({summary['seconds']:.1f} s)")
     _print_summary(summary["chain"])
-    from loyalty_pilot.pilots.programmes import comparison_table, evaluate, example_programmes
 
     reports = evaluate(example_programmes(), _baskets(ws), seed=seed)
     click.echo("")
     click.echo("Example programmes replayed on the chain's baskets (exact, no behaviour change):")
     click.echo(comparison_table(reports))
     summary["variants"] = [r.to_dict() for r in reports]
+
+    if plan is None:
+        click.echo("\nchain too small for the demo pilot (needs 6 stores and 20 weeks)")
+    else:
+        con = ws.connect(read_only=True)
+        rows = evaluate_pilot(con, plan)
+        con.close()
+        per_arm = sum(a == "control" for a in plan.assignment.values())
+        click.echo("")
+        click.echo(
+            f"Synthetic pilot: {per_arm} stores per arm drawn at random, a known effect injected "
+            f"from {plan.start} for {plan.test_weeks} weeks; difference in differences on log "
+            "weekly store sales, CR2 small-sample intervals (95 %):"
+        )
+        for line in pilot_lines(rows):
+            click.echo(line)
+        summary["pilot"] = {
+            "assignment": plan.assignment,
+            "start": plan.start.isoformat(),
+            "test_weeks": plan.test_weeks,
+            "pre_weeks": plan.pre_weeks,
+            "truth": plan.truth,
+            "comparisons": rows,
+        }
     write_json(json_path, summary)
 
 
@@ -583,6 +612,14 @@ def rfm(
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of the randomization draws."
 )
+@click.option(
+    "--scale",
+    type=click.Choice(["level", "log"]),
+    default="level",
+    show_default=True,
+    help="log: estimate a multiplicative effect on log(outcome) (sales of stores of "
+    "different sizes); relative = exp(effect) - 1.",
+)
 @json_option
 def evaluate(
     data: Path,
@@ -598,6 +635,7 @@ def evaluate(
     pairs: str | None,
     alpha: float,
     seed: int,
+    scale: str,
     json_path: Path | None,
 ) -> None:
     """Compare every arm of a pilot with the control arm on a unit x period panel.
@@ -631,6 +669,7 @@ def evaluate(
         pairs=pairs,
         alpha=alpha,
         seed=seed,
+        scale=scale,
     )
     for line in summary_lines(result):
         click.echo(line)

@@ -52,6 +52,7 @@ def evaluate_file(
     pairs: str | None = None,
     alpha: float = 0.05,
     seed: int | None = 0,
+    scale: str = "level",
 ) -> Evaluation:
     """Read, check and evaluate the panel in ``path`` (see the module doc).
 
@@ -102,6 +103,7 @@ def evaluate_file(
             strata=strata,
             pairs=pairs,
             design=design,
+            scale=scale,
         )
     except (PanelError, ValueError) as exc:
         raise UserError(f"{path}: {exc}") from None
