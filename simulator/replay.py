@@ -79,6 +79,32 @@ R12 Liability (IFRS 15 style, on each snapshot day, in both modes): outstanding 
    basket comes within the validity, else on d + validity_days. The expected breakage is
    not a liability.
 
+Readings of the rules (both implementations agree on them)
+-----------------------------------------------------------
+- R1: the default window runs from the first to the last basket of *all* baskets
+  (anonymous ones included); ``end < start`` is an error.
+- R2: customer ids are compared and reported as text (an integer id 9 becomes "9").
+- R4 / R10: a negative rolling or calendar-year spend gets the first tier / first step.
+- R5: the welcome bonus is credited on the first basket even if it is a return.
+- R7: "since the balance last lapsed" means an R6 lapse; a 31 December expiry is not a
+  lapse (points are used oldest first).
+- R9: the binomial draw is made for every issuing basket, even when no basket follows
+  within the validity (the draw is then unused). The next basket follows R3's order, so
+  it can be on the same day. When it comes within the validity, the share not redeemed
+  (``1 - rate``, or ``n - k`` sampled) expires on d + validity_days, while for the
+  liability (R12) the whole group is resolved on the next basket's date.
+- R11: when ``start`` is mid-month, the first month's running, tier and referral costs
+  also count whole. Snapshot values are taken at the end of the snapshot day. Rewards
+  expiring and balances lapsing after ``end`` are not counted (still pending / held).
+- Tier columns are named ``members_tier_<slug(name)>`` (``Gold-Plus`` ->
+  ``members_tier_gold_plus``).
+- A "discounted purchase" (first advantage) is a basket with amount > 0 and a total
+  discount rate > 0.
+- Types: counts of points, members and issued rewards are int64; money is float64;
+  ``rewards_redeemed`` and ``rewards_expired`` are float64 in expected mode and int64
+  in sampled mode. Revenue, spend and discounts are ``cents / 100`` (not rounded again);
+  ``cents = round(amount * 100)`` with halves to even.
+
 Output
 ------
 ``ReplayResult.ledger``: one row per month with ``month`` (first day), ``snapshot``,
@@ -522,7 +548,7 @@ def _member_events(
         "validity_events": validity_events, "cost_m": cost_m, "perceived_m": perceived_m,
         "per_point_m": per_point_m, "enrolled_by": enrolled_by,
         "snapshot_tier": snapshot_tier, "valid_days": valid_days, "e_day": e_day,
-        "months": months,
+        "months": months, "sampled": sample,
     }  # fmt: skip
 
 
@@ -553,7 +579,8 @@ def _ledger(
         w = None if weights is None else np.asarray(weights, dtype=float)
         if w is not None and inside is not None:
             w = w[inside]
-        return np.bincount(index, weights=w, minlength=n_months)
+        counts = np.bincount(index, weights=w, minlength=n_months)
+        return counts if w is None else counts.astype(float)  # money stays float when empty
 
     month = _month_index(day, months)
     cost_b = parts["cost_m"][c]
@@ -644,6 +671,9 @@ def _ledger(
         ledger["redemption_cost"] + ledger["discount_cost"] + ledger["tier_benefit_cost"]
         + ledger["running_cost"] + ledger["referral_cost"]
     )  # fmt: skip
+    if parts["sampled"]:  # whole rewards: counts are integers
+        for column in ("rewards_redeemed", "rewards_expired"):
+            ledger[column] = ledger[column].round().astype(np.int64)
     ledger["outstanding_points"] = np.rint(outstanding).astype(np.int64)
     ledger["pending_rewards"] = np.rint(pending).astype(np.int64)
     ledger["liability"] = (points_value + pending_value) * redemption_rate
@@ -699,7 +729,7 @@ def _customers(
             "points_earned": per_member(parts["credit"]).round().astype(np.int64),
             "points_expired": expired.round().astype(np.int64),
             "rewards_issued": per_member(rewards).round().astype(np.int64),
-            "rewards_redeemed": per_member(parts["redeemed"]),
+            "rewards_redeemed": _counts(per_member(parts["redeemed"]), parts["sampled"]),
             "first_reward_date": _dates_or_nat(first_reward, has_reward),
             "days_to_first_reward": np.where(has_reward, first_reward - enrol, np.nan),
             "first_advantage_date": _dates_or_nat(first_advantage, has_advantage),
@@ -710,6 +740,11 @@ def _customers(
         }
     )
     return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def _counts(values: np.ndarray, whole: bool) -> np.ndarray:
+    """Sampled counts are whole numbers (int64); expected ones stay fractional."""
+    return values.round().astype(np.int64) if whole else values
 
 
 def _dates_or_nat(days: np.ndarray, present: np.ndarray) -> np.ndarray:
