@@ -95,6 +95,18 @@ def main() -> None:
         t0 = time.perf_counter()
         result = replay(baskets, PROGRAMME)
         best = min(best, time.perf_counter() - t0)
+    # As the workspace hands them over: ordered by customer_id (as text) and time.
+    ordered = (
+        baskets.assign(key=baskets["customer_id"].astype(str))
+        .sort_values(["key", "date", "basket_id"], kind="stable")
+        .drop(columns="key")
+    )
+    best_sorted = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        replay(ordered, PROGRAMME)
+        best_sorted = min(best_sorted, time.perf_counter() - t0)
+    del ordered
     tracemalloc.start()
     replay(baskets, PROGRAMME)
     _, peak = tracemalloc.get_traced_memory()
@@ -109,6 +121,10 @@ def main() -> None:
 
     print(f"baskets {len(baskets):,}  customers {baskets['customer_id'].nunique():,}")
     print(f"vectorized replay: {best:.2f} s  ({len(baskets) / best / 1e6:.2f} M baskets/s)")
+    print(
+        f"vectorized replay, baskets already in member/time order (as the workspace reads "
+        f"them): {best_sorted:.2f} s  ({len(baskets) / best_sorted / 1e6:.2f} M baskets/s)"
+    )
     print(
         f"groupby-apply reference: {ref_seconds:.2f} s on {len(sample):,} baskets -> "
         f"{ref_full:,.0f} s for all ({len(baskets) / ref_full:,.0f} baskets/s)"
