@@ -27,7 +27,7 @@ from .panel import PanelData, PanelError, wide_panel
 from .results import Comparison
 
 METHODS = ("did", "ancova", "ri", "synthetic_control", "event_study")
-SCALES = ("level", "log")
+SCALES = ("auto", "level", "log")
 ZERO_ONE_NAMES = ("control", "treatment")
 """Arm names given to a 0/1 assignment: the control value, then the other one."""
 
@@ -84,7 +84,7 @@ def evaluate(
     design: str = "complete",
     predictors: pd.DataFrame | None = None,
     n_draws: int = 10_000,
-    scale: str = "level",
+    scale: str = "auto",
 ) -> Evaluation:
     """Compare every arm of ``assignment`` with the ``control`` arm on ``outcome``.
 
@@ -110,7 +110,9 @@ def evaluate(
         predictors: for ``"synthetic_control"``: one row per unit, one column per
             predictor.
         n_draws: random assignments drawn by ``"ri"`` when it cannot enumerate them.
-        scale: ``"level"`` (the outcome as it is) or ``"log"``: the estimator works on
+        scale: ``"auto"`` (the default: ``"log"`` when every outcome value is positive,
+            else ``"level"``), ``"level"`` (the outcome as it is) or ``"log"``: the
+            estimator works on
             ``log(outcome)`` (a multiplicative effect, the natural scale for sales of
             stores of very different sizes); ``relative`` is then ``exp(effect) - 1``
             with its interval mapped the same way, and ``estimate`` the absolute effect
@@ -142,6 +144,9 @@ def evaluate(
     arms = [control_name] + [a for a in pd.unique(arms_of) if a != control_name]
     if len(arms) < 2:
         raise PanelError(f"only the control arm {control_name!r}: no other arm to compare")
+    if scale == "auto":
+        values = pd.to_numeric(panel[outcome], errors="coerce")
+        scale = "log" if bool((values > 0).all()) else "level"
     start = _coerce_start(panel[period], start, period)
     strata = _unit_labels(panel, unit, strata, "strata")
     pairs = _unit_labels(panel, unit, pairs, "pairs")
@@ -179,6 +184,10 @@ def evaluate(
         )
         if scale == "log":
             comparison = from_log(comparison, level_data.treated_post_mean())
+        else:
+            comparison = dataclasses.replace(
+                comparison, extras={**comparison.extras, "scale": "level"}
+            )
         comparisons.append(comparison)
     return Evaluation(
         comparisons=tuple(comparisons),

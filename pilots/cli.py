@@ -614,11 +614,12 @@ def rfm(
 )
 @click.option(
     "--scale",
-    type=click.Choice(["level", "log"]),
-    default="level",
+    type=click.Choice(["auto", "level", "log"]),
+    default="auto",
     show_default=True,
-    help="log: estimate a multiplicative effect on log(outcome) (sales of stores of "
-    "different sizes); relative = exp(effect) - 1.",
+    help="log: estimate a multiplicative effect on log(outcome), the scale on which the "
+    "intervals keep their coverage for sales of stores of different sizes (see "
+    "BENCHMARKS.md); relative = exp(effect) - 1. auto: log when every value is positive.",
 )
 @json_option
 def evaluate(

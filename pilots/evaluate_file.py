@@ -52,7 +52,7 @@ def evaluate_file(
     pairs: str | None = None,
     alpha: float = 0.05,
     seed: int | None = 0,
-    scale: str = "level",
+    scale: str = "auto",
 ) -> Evaluation:
     """Read, check and evaluate the panel in ``path`` (see the module doc).
 

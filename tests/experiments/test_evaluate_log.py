@@ -55,3 +55,17 @@ def test_log_scale_needs_positive_outcomes():
     with pytest.raises(ValueError, match="scale == 'ln'"):
         evaluate(frame, arms, unit="store", period="week", outcome="sales", start=14,
                  scale="ln")  # fmt: skip
+
+
+def test_auto_scale_is_log_for_positive_outcomes_and_level_otherwise():
+    frame, arms = panel()
+    kw = {"unit": "store", "period": "week", "outcome": "sales", "start": 14}
+    auto = evaluate(frame, arms, **kw).comparisons[0]
+    logged = evaluate(frame, arms, scale="log", **kw).comparisons[0]
+    assert auto.to_dict() == logged.to_dict()
+    assert auto.extras["scale"] == "log"
+    frame.loc[0, "sales"] = 0.0  # a zero: the log is undefined, auto falls back to level
+    auto = evaluate(frame, arms, **kw).comparisons[0]
+    level = evaluate(frame, arms, scale="level", **kw).comparisons[0]
+    assert auto.to_dict() == level.to_dict()
+    assert auto.extras["scale"] == "level"

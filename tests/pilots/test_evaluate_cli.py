@@ -69,6 +69,8 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
 def invoke(path: Path, *extra: str, start: str = START, json_path: Path | None = None):
     args = ["evaluate", "--data", str(path), "--unit", "store_id", "--arm", "arm"]
     args += ["--outcome", "sales", "--period", "week", "--start", start, *extra]
+    if "--scale" not in extra:
+        args += ["--scale", "level"]  # the estimators' own scale (auto is tested apart)
     if json_path is not None:
         args += ["--json", str(json_path)]
     return CliRunner().invoke(main, args, catch_exceptions=False)
@@ -85,7 +87,7 @@ def api(frame: pd.DataFrame, **kw):
         period="week",
         outcome="sales",
         start=pd.Timestamp(START).date(),
-        **kw,
+        **{"scale": "level", **kw},
     )
 
 
