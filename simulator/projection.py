@@ -1,0 +1,658 @@
+"""Projection of a programme variant: replayed cost, behavioural response, Monte Carlo.
+
+Pure pandas / numpy / scipy, no I/O. The figures a decision needs before any store is
+touched: what the variant costs on the chain's own baskets, what it must win back
+(the break-even uplift) and, under the variant's behavioural assumptions, the spread of
+its profit over a horizon.
+
+The model
+---------
+Horizon. The first ``horizon_months`` months of the replay window: from ``start``
+(argument, else ``programme.start``, else the first basket) to ``start + H months - 1
+day`` (capped at the last basket). The programme starts there with empty balances.
+
+Baseline. :func:`~loyalty_pilot.simulator.replay.replay` over the horizon: store revenue
+``R_k``, members' revenue ``Rm_k``, programme cost ``C0_k`` per month ``k``. With zero
+response the projection *is* this replay (its cost equals the replay's cost exactly).
+
+Marginal cost of extra member spend. Two more replays over the horizon:
+``step`` (default 5 %) bigger identified baskets, and ``step`` more identified baskets
+(a seeded ``step`` share of the identified baskets in the window duplicated, same day
+and time). Their cost differences, divided by the realised relative change of members'
+revenue, are ``dCb_k`` and ``dCv_k``: the cost in month ``k`` per unit of relative
+basket-size and visit uplift. They hold points earned on the extra spend, the extra
+rewards crossed, discounts on the extra spend, tier moves. The projection is linear in
+them: exact for discounts, running and referral costs, a first-order approximation for
+thresholds (rewards, tiers); ``tests/simulator/test_projection.py`` measures the error
+against an exact re-replay at the mean response. Per euro: ``c_b = sum dCb / sum Rm``,
+``c_v = sum dCv / sum Rm``. Anonymous baskets earn nothing and do not respond.
+
+Retention. A survival curve ``S(t)`` (t in weeks since ``start``) of the chain's
+customers: the BG/NBD fitted on the whole history, ``S(t) = E[exp(-lambda p t)] =
+2F1(r, a; a + b; -t / alpha)``, or, when its dropout part is not identifiable, the
+empirical retention curve (:func:`~loyalty_pilot.simulator.retention.empirical_retention`,
+log-linear between months). A churn reduction ``c`` multiplies every customer's hazard
+by ``1 - c``; with constant individual hazards the cohort then survives as
+``S((1 - c) t)`` (exact for the BG/NBD and for a mixture of exponential lifetimes), so
+the members alive in month ``k`` grow by ``S((1 - c) t_k) / S(t_k)`` (``t_k`` the middle
+of the month). The curve is the population's from ``start``, not conditioned on each
+member's history (an approximation: it slightly overstates the churn of established
+customers).
+
+Draws. Each assumption ``x ~ Normal(mean, sd)``, independently; a segment override is
+its own assumption, segments without one share the programme's draw. Uplifts are clipped
+at -0.999, churn reductions at 1. Segment ``s`` weighs ``w_s``, its share of the
+members' revenue over the horizon (members without a segment use the programme's
+assumptions). Per draw and month::
+
+    dR_k   = Rm_k * sum_s w_s [(1 + v_s)(1 + b_s) S((1 - c_s) t_k) / S(t_k) - 1]
+    dC_k   = B dCb_k + V dCv_k + c_v * churn part of dR_k
+             B = sum_s w_s b_s,  V = sum_s w_s v_s (1 + b_s)
+    profit = sum_k gross_margin * dR_k - (C0_k + dC_k)
+    ROI    = profit / sum_k (C0_k + dC_k)
+    payback month = first k from which the cumulative profit stays >= 0 to the end
+                    of the horizon (inf: negative at the end). Early months without
+                    rewards yet would otherwise "pay back" in month 1.
+
+Vectorised over draws x months in chunks (no replay per draw); the standard normals are
+drawn once, so the result depends on the seed, not on the chunk size.
+
+Break-even uplift. The relative uplift ``u`` of *store* revenue (what a pilot is sized to
+detect) at which the extra gross margin pays for the programme:
+``gm u R = C0 + c_b u R``, so ``u* = C0 / (R (gm - c_b))`` (inf when ``gm <= c_b``): the
+extra sales come from members' bigger baskets, each extra euro costing ``c_b``. The test
+suite checks it against a bisection with exact re-replays of scaled baskets.
+``break_even_uplift_visits`` is the same with ``c_v`` (the uplift coming as extra visits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from loyalty_pilot.simulator.programme import Programme
+from loyalty_pilot.simulator.replay import ReplayResult, replay
+
+__all__ = [
+    "MarginalCosts",
+    "Projection",
+    "Quantiles",
+    "RetentionBaseline",
+    "add_visits",
+    "break_even_uplift",
+    "fit_retention",
+    "horizon_window",
+    "marginal_costs",
+    "project",
+    "scale_baskets",
+]
+
+Progress = Callable[[int, int], None]
+#: days in an average month
+_MONTH_DAYS = 365.25 / 12
+#: draws evaluated at once (memory: a few arrays of chunk x months floats)
+_CHUNK = 1000
+UNSCORED = "unscored"
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    """Mean and the 10th, 50th and 90th percentiles of a figure over the draws."""
+
+    mean: float
+    p10: float
+    p50: float
+    p90: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Quantiles:
+        values = np.asarray(values, dtype=float)
+        p10, p50, p90 = np.percentile(values, [10, 50, 90])
+        return cls(float(values.mean()), float(p10), float(p50), float(p90))
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {k: _finite(v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class RetentionBaseline:
+    """Survival ``S(t)`` of the chain's customers, ``t`` in weeks (see module docstring).
+
+    ``source`` is ``'bgnbd'`` (``params`` = r, alpha, a, b), ``'empirical'`` (``weeks``
+    and ``survival`` the curve's points, log-linear between them and beyond) or
+    ``'none'`` (``S = 1``: no churn effect can be projected); ``note`` says why.
+    """
+
+    source: str
+    params: tuple[float, ...] = ()
+    weeks: tuple[float, ...] = ()
+    survival_points: tuple[float, ...] = ()
+    note: str = ""
+
+    def survival(self, t: np.ndarray | float) -> np.ndarray:
+        t = np.maximum(np.asarray(t, dtype=float), 0.0)
+        if self.source == "bgnbd":
+            r, alpha, a, b = self.params
+            return special.hyp2f1(r, a, a + b, -t / alpha)
+        if self.source == "empirical":
+            x = np.asarray(self.weeks)
+            log_s = np.log(np.asarray(self.survival_points))
+            out = np.interp(t, x, log_s)
+            slope = (log_s[-1] - log_s[-2]) / (x[-1] - x[-2])
+            out = np.where(t > x[-1], log_s[-1] + slope * (t - x[-1]), out)
+            return np.exp(out)
+        return np.ones_like(t)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "note": self.note}
+        if self.source == "bgnbd":
+            out.update(zip(("r", "alpha", "a", "b"), self.params, strict=True))
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class MarginalCosts:
+    """Cost per month per unit of relative basket-size (``basket``) and visit (``visit``)
+    uplift of members' revenue, from two replays with ``step`` more (see module doc)."""
+
+    step: float
+    basket: np.ndarray
+    visit: np.ndarray
+    members_revenue: float
+    realised_basket_step: float
+    realised_visit_step: float
+
+    @property
+    def basket_per_euro(self) -> float:
+        return float(self.basket.sum() / self.members_revenue) if self.members_revenue else 0.0
+
+    @property
+    def visit_per_euro(self) -> float:
+        return float(self.visit.sum() / self.members_revenue) if self.members_revenue else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """The projection of one variant over the horizon (see the module docstring).
+
+    ``monthly``: one row per month: ``month``, ``revenue`` (baseline store revenue),
+    ``members_revenue``, ``baseline_cost`` (the replay's), ``enrolled``,
+    ``active_baseline``, ``retention_baseline``, and for ``incremental_revenue``,
+    ``incremental_margin``, ``cost``, ``net_profit``, ``cumulative_profit``, ``roi``
+    (cumulative to the month), ``active_programme``, ``retention_programme`` the columns
+    ``<name>_mean``, ``_p10``, ``_p50``, ``_p90``.
+
+    ``samples``: per draw, over the horizon: ``incremental_revenue``,
+    ``incremental_margin``, ``incremental_cost``, ``cost``, ``profit``, ``roi``,
+    ``payback`` (month 1..H from which the cumulative profit stays >= 0, inf when never).
+    """
+
+    programme: Programme
+    baseline: ReplayResult
+    marginal: MarginalCosts
+    retention: RetentionBaseline
+    monthly: pd.DataFrame
+    samples: dict[str, np.ndarray]
+    segment_weights: dict[str, float]
+    draws: int
+    seed: int
+    break_even_uplift: float
+    break_even_uplift_visits: float
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def profit(self) -> Quantiles:
+        return Quantiles.of(self.samples["profit"])
+
+    @property
+    def roi(self) -> Quantiles:
+        return Quantiles.of(self.samples["roi"])
+
+    @property
+    def cost(self) -> float:
+        """Mean total programme cost: the replay's cost exactly when the response is zero."""
+        return self.totals["cost_replay"] + float(self.samples["incremental_cost"].mean())
+
+    def payback(self) -> dict[str, float | None]:
+        """Payback month percentiles (None = not within the horizon) and share paid back."""
+        months = self.samples["payback"]
+        p10, p50, p90 = np.percentile(months, [10, 50, 90], method="inverted_cdf")
+        return {
+            "p10": _finite(p10),
+            "p50": _finite(p50),
+            "p90": _finite(p90),
+            "share_paid_back": float(np.isfinite(months).mean()),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        t = self.totals
+        base = self.baseline
+        monthly = self.monthly.copy()
+        monthly["month"] = monthly["month"].dt.strftime("%Y-%m")
+        return {
+            "programme": self.programme.programme,
+            "start": base.start.isoformat(),
+            "end": base.end.isoformat(),
+            "horizon_months": len(self.monthly),
+            "draws": self.draws,
+            "seed": self.seed,
+            "revenue": t["revenue"],
+            "members_revenue": t["members_revenue"],
+            "members": t["members"],
+            "cost": self.cost,
+            "cost_replay": t["cost_replay"],
+            "cost_share": _finite(t["cost_share"]),
+            "rewards_issued": t["rewards_issued"],
+            "rewards_value": t["rewards_value"],
+            "rewards_perceived": t["rewards_perceived"],
+            "rewards_redeemed": t["rewards_redeemed"],
+            "breakage": t["breakage"],
+            "discount_cost": t["discount_cost"],
+            "liability_end": t["liability_end"],
+            "gross_margin": self.programme.economics.gross_margin,
+            "break_even_uplift": _finite(self.break_even_uplift),
+            "break_even_uplift_visits": _finite(self.break_even_uplift_visits),
+            "marginal_cost_per_euro": {
+                "basket": self.marginal.basket_per_euro,
+                "visit": self.marginal.visit_per_euro,
+                "step": self.marginal.step,
+            },
+            "incremental_revenue": Quantiles.of(self.samples["incremental_revenue"]).to_dict(),
+            "incremental_margin": Quantiles.of(self.samples["incremental_margin"]).to_dict(),
+            "cost_projected": Quantiles.of(self.samples["cost"]).to_dict(),
+            "profit": self.profit.to_dict(),
+            "roi": self.roi.to_dict(),
+            "payback_month": self.payback(),
+            "retention": self.retention.to_dict(),
+            "segment_weights": self.segment_weights,
+            "monthly": [
+                {k: (_finite(v) if isinstance(v, float) else v) for k, v in row.items()}
+                for row in monthly.to_dict(orient="records")
+            ],
+        }
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def horizon_window(
+    baskets: pd.DataFrame,
+    programme: Programme,
+    horizon_months: int,
+    start: dt.date | None = None,
+) -> tuple[dt.date, dt.date]:
+    """``(start, end)`` of the horizon: ``horizon_months`` months from the start, capped
+    at the last basket."""
+    if int(horizon_months) != horizon_months or horizon_months < 1:
+        raise ValueError(f"horizon_months == {horizon_months!r}, must be a whole number >= 1")
+    dates = pd.to_datetime(baskets["date"])
+    if dates.empty:
+        raise ValueError("baskets is empty: nothing to project")
+    first, last = dates.min().date(), dates.max().date()
+    start = start or programme.start or first
+    end = (pd.Timestamp(start) + pd.DateOffset(months=int(horizon_months))).date()
+    end = min(end - dt.timedelta(days=1), last)
+    if end < start:
+        raise ValueError(f"start == {start}, must be on or before the last basket {last}")
+    return start, end
+
+
+def _identified(baskets: pd.DataFrame) -> np.ndarray:
+    customer = baskets["customer_id"]
+    ok = customer.notna().to_numpy().copy()
+    if not pd.api.types.is_numeric_dtype(customer):
+        ok &= customer.astype("string").str.len().fillna(0).to_numpy() > 0
+    return ok
+
+
+def scale_baskets(baskets: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """A copy with every identified basket's amount multiplied by ``factor``."""
+    out = baskets.copy()
+    ident = _identified(baskets)
+    amount = out["amount"].to_numpy(dtype=float).copy()
+    amount[ident] *= factor
+    out["amount"] = amount
+    return out
+
+
+def add_visits(
+    baskets: pd.DataFrame,
+    share: float,
+    rng: np.random.Generator,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> pd.DataFrame:
+    """A copy with ``round(share * n)`` of the ``n`` identified baskets dated in
+    [``start``, ``end``] duplicated (drawn without replacement by ``rng``): same customer,
+    day and time, amount; a new unique ``basket_id``."""
+    if share < 0:
+        raise ValueError(f"share == {share!r}, must be >= 0")
+    day = pd.to_datetime(baskets["date"]).dt.normalize()
+    eligible = _identified(baskets)
+    if start is not None:
+        eligible &= (day >= pd.Timestamp(start)).to_numpy()
+    if end is not None:
+        eligible &= (day <= pd.Timestamp(end)).to_numpy()
+    pool = np.flatnonzero(eligible)
+    k = round(share * len(pool))
+    chosen = np.sort(rng.choice(pool, size=min(k, len(pool)), replace=False))
+    extra = baskets.iloc[chosen].copy()
+    ids = baskets["basket_id"]
+    if pd.api.types.is_integer_dtype(ids):
+        extra["basket_id"] = int(ids.max()) + 1 + np.arange(len(extra), dtype=np.int64)
+    else:
+        if ids.astype("string").str.endswith("~visit").any():  # the new ids must be new
+            raise ValueError("basket_id already holds ids ending in '~visit'")
+        extra["basket_id"] = extra["basket_id"].astype(str) + "~visit"
+    return pd.concat([baskets, extra], ignore_index=True)
+
+
+def fit_retention(
+    baskets: pd.DataFrame,
+    *,
+    horizon_months: int = 12,
+    buffer_months: int = 6,
+) -> RetentionBaseline:
+    """The chain's survival curve: BG/NBD on the whole history (identified purchases),
+    else the empirical retention curve, else none (see the module docstring).
+
+    The empirical curve follows the cohort of customers seen before ``last basket -
+    (horizon_months + buffer_months)`` months, so that a customer silent for the last
+    ``buffer_months`` months only does not count as lost in the horizon's last month.
+    """
+    from loyalty_pilot.simulator.retention import (
+        empirical_retention,
+        fit_bgnbd,
+        summary_from_transactions,
+    )
+
+    ident = _identified(baskets) & (pd.to_numeric(baskets["amount"]) > 0).to_numpy()
+    log = pd.DataFrame(
+        {
+            "customer_id": baskets["customer_id"][ident].astype(str).to_numpy(),
+            "date": pd.to_datetime(baskets["date"][ident]).to_numpy(),
+        }
+    )
+    notes = []
+    if log["customer_id"].nunique() >= 2:
+        summary = summary_from_transactions(log, freq="W")
+        try:
+            fit = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+        except ValueError as exc:  # pragma: no cover - degenerate histories
+            notes.append(f"BG/NBD not fitted: {exc}")
+        else:
+            if fit.identifiable:
+                return RetentionBaseline("bgnbd", params=(fit.r, fit.alpha, fit.a, fit.b))
+            notes.append(fit.note)
+    if log.empty:
+        return RetentionBaseline("none", note="no identified purchases: no churn effect")
+    last = pd.Timestamp(log["date"].max())
+    first = pd.Timestamp(log["date"].min())
+    for buffer in (buffer_months, 0):
+        reference = last - pd.DateOffset(months=horizon_months + buffer)
+        if reference < first:
+            continue
+        curve = empirical_retention(
+            log.assign(segment="all"),
+            horizon_months=horizon_months,
+            reference_date=reference,
+            observation_end=last,
+        )
+        share = curve["retained_share"].to_numpy(dtype=float)
+        if np.isfinite(share).all() and (share > 0).all():
+            share = np.minimum.accumulate(share)
+            weeks = (np.arange(horizon_months + 1) - 0.5).clip(0) * _MONTH_DAYS / 7
+            notes.append(f"empirical retention from {reference.date()} ({buffer} months buffer)")
+            return RetentionBaseline(
+                "empirical",
+                weeks=tuple(float(w) for w in weeks),
+                survival_points=(1.0, *(float(s) for s in share)),
+                note=" ".join(notes),
+            )
+    notes.append("history too short for an empirical retention curve: no churn effect")
+    return RetentionBaseline("none", note=" ".join(notes))
+
+
+# ----------------------------------------------------------------------------- economics
+
+
+def break_even_uplift(
+    cost: float, revenue: float, gross_margin: float, marginal_cost: float
+) -> float:
+    """``u* = cost / (revenue (gross_margin - marginal_cost))``: the relative revenue
+    uplift whose gross margin, net of its own cost ``marginal_cost`` per euro, pays for
+    ``cost``. ``inf`` when an extra euro costs at least its margin (and ``cost > 0``)."""
+    if revenue <= 0:
+        raise ValueError(f"revenue == {revenue!r}, must be > 0")
+    if cost <= 0:
+        return 0.0
+    net = gross_margin - marginal_cost
+    return math.inf if net <= 0 else cost / (revenue * net)
+
+
+def marginal_costs(
+    baskets: pd.DataFrame,
+    programme: Programme,
+    *,
+    start: dt.date,
+    end: dt.date,
+    seed: int = 0,
+    step: float = 0.05,
+    baseline: ReplayResult | None = None,
+) -> MarginalCosts:
+    """Cost per month per unit of relative basket-size and visit uplift (module doc)."""
+    if not 0 < step <= 1:
+        raise ValueError(f"step == {step!r}, must be in (0, 1]")
+    base = baseline or replay(baskets, programme, seed=seed, start=start, end=end)
+    c0 = base.ledger["total_cost"].to_numpy(dtype=float)
+    rm = float(base.ledger["members_revenue"].sum())
+    bigger = replay(scale_baskets(baskets, 1 + step), programme, seed=seed, start=start, end=end)
+    rng = np.random.default_rng([seed, 1])
+    extra = add_visits(baskets, step, rng, start, end)
+    more = replay(extra, programme, seed=seed, start=start, end=end)
+    steps = []
+    slopes = []
+    for result in (bigger, more):
+        realised = (float(result.ledger["members_revenue"].sum()) - rm) / rm if rm else 0.0
+        steps.append(realised)
+        delta = result.ledger["total_cost"].to_numpy(dtype=float) - c0
+        slopes.append(delta / realised if realised else np.zeros_like(c0))
+    return MarginalCosts(step, slopes[0], slopes[1], rm, steps[0], steps[1])
+
+
+def _assumptions(
+    programme: Programme, weights: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Means, sds of the assumptions, and per segment group the index of its v, b, c."""
+    response = programme.response
+    names = ("visit_uplift", "basket_uplift", "churn_reduction")
+    means = [getattr(response, n).mean for n in names]
+    sds = [getattr(response, n).sd for n in names]
+    index = np.zeros((len(weights), 3), dtype=np.int64)
+    for g, segment in enumerate(weights):
+        override = response.segments.get(segment)
+        for j, name in enumerate(names):
+            item = getattr(override, name) if override is not None else None
+            if item is None:
+                index[g, j] = j
+            else:
+                index[g, j] = len(means)
+                means.append(item.mean)
+                sds.append(item.sd)
+    return np.array(means), np.array(sds), index, np.array(list(weights.values()))
+
+
+def _segment_weights(
+    customers: pd.DataFrame, segments: Mapping[str, str] | pd.Series | None
+) -> dict[str, float]:
+    """Share of the members' horizon revenue per segment (``unscored`` without one)."""
+    if not segments:
+        return {UNSCORED: 1.0}
+    mapping = {str(k): str(v) for k, v in dict(segments).items()}
+    labels = customers["customer_id"].astype(str).map(mapping).fillna(UNSCORED)
+    spend = customers["spend"].to_numpy(dtype=float)
+    total = spend.sum()
+    by = pd.Series(spend).groupby(labels.to_numpy()).sum()
+    if total == 0:
+        return {UNSCORED: 1.0}
+    return {str(k): float(v / total) for k, v in by.items() if v != 0}
+
+
+def project(
+    baskets: pd.DataFrame,
+    programme: Programme,
+    *,
+    horizon_months: int = 12,
+    draws: int = 2000,
+    seed: int = 0,
+    start: dt.date | None = None,
+    segments: Mapping[str, str] | pd.Series | None = None,
+    retention: RetentionBaseline | None = None,
+    step: float = 0.05,
+    progress: Progress | None = None,
+) -> Projection:
+    """Project ``programme`` over ``horizon_months`` (see the module docstring).
+
+    ``seed`` draws the enrolment (the replays) and the Monte Carlo; ``segments`` maps
+    customer_id -> RFM segment (for the response's per-segment assumptions);
+    ``retention`` defaults to :func:`fit_retention` on ``baskets``; ``progress(done,
+    total)`` is called after each chunk of draws.
+    """
+    if int(draws) != draws or draws < 1:
+        raise ValueError(f"draws == {draws!r}, must be a whole number >= 1")
+    draws = int(draws)
+    start, end = horizon_window(baskets, programme, horizon_months, start)
+    base = replay(baskets, programme, seed=seed, start=start, end=end)
+    marginal = marginal_costs(
+        baskets, programme, start=start, end=end, seed=seed, step=step, baseline=base
+    )
+    if retention is None:
+        retention = fit_retention(baskets, horizon_months=horizon_months)
+    ledger = base.ledger
+    n_months = len(ledger)
+    rm = ledger["members_revenue"].to_numpy(dtype=float)
+    c0 = ledger["total_cost"].to_numpy(dtype=float)
+    gm = programme.economics.gross_margin
+    first = np.maximum(ledger["month"].to_numpy(), np.datetime64(start, "ns"))
+    middle = first + (ledger["snapshot"].to_numpy() - first) / 2
+    t_k = (middle - np.datetime64(start, "ns")) / np.timedelta64(1, "D") / 7
+    s0 = retention.survival(t_k)
+
+    weights = _segment_weights(base.customers, segments)
+    means, sds, index, w = _assumptions(programme, weights)
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((draws, len(means)))
+    values = means + sds * z
+
+    sums = {
+        k: np.zeros((draws, n_months))
+        for k in ("revenue", "margin", "cost", "net", "active", "retention")
+    }
+    for lo in range(0, draws, _CHUNK):
+        hi = min(lo + _CHUNK, draws)
+        x = values[lo:hi]
+        v = np.maximum(x[:, index[:, 0]], -0.999)  # (chunk, groups)
+        b = np.maximum(x[:, index[:, 1]], -0.999)
+        c = np.minimum(x[:, index[:, 2]], 1.0)
+        s1 = retention.survival((1 - c)[:, :, None] * t_k)  # (chunk, groups, months)
+        ratio = s1 / s0
+        vb = (1 + v) * (1 + b)
+        d_revenue = rm * np.einsum("g,cgk->ck", w, vb[:, :, None] * ratio - 1)
+        churn_part = rm * np.einsum("g,cgk->ck", w, vb[:, :, None] * (ratio - 1))
+        basket_rel = (b * w).sum(axis=1)
+        visit_rel = (v * (1 + b) * w).sum(axis=1)
+        d_cost = (
+            basket_rel[:, None] * marginal.basket
+            + visit_rel[:, None] * marginal.visit
+            + marginal.visit_per_euro * churn_part
+        )
+        sums["revenue"][lo:hi] = d_revenue
+        sums["margin"][lo:hi] = gm * d_revenue
+        sums["cost"][lo:hi] = d_cost
+        sums["net"][lo:hi] = gm * d_revenue - (c0 + d_cost)
+        sums["active"][lo:hi] = np.einsum("g,cgk->ck", w, ratio)
+        sums["retention"][lo:hi] = np.einsum("g,cgk->ck", w, s1)
+        if progress is not None:
+            progress(hi, draws)
+
+    cumulative = np.cumsum(sums["net"], axis=1)
+    total_cost = c0.sum() + sums["cost"].sum(axis=1)
+    cumulative_cost = np.cumsum(c0 + sums["cost"], axis=1)
+    profit = cumulative[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        roi = profit / total_cost
+        cumulative_roi = cumulative / cumulative_cost
+    # paid back from the first month after which the cumulative profit stays >= 0
+    stays = np.flip(np.logical_and.accumulate(np.flip(cumulative >= 0, axis=1), axis=1), axis=1)
+    payback = np.where(stays[:, -1], stays.argmax(axis=1) + 1.0, np.inf)
+
+    monthly = pd.DataFrame(
+        {
+            "month": ledger["month"],
+            "revenue": ledger["revenue"].to_numpy(dtype=float),
+            "members_revenue": rm,
+            "baseline_cost": c0,
+            "enrolled": ledger["members"].to_numpy(),
+            "active_baseline": ledger["active_members"].to_numpy(),
+            "retention_baseline": s0,
+        }
+    )
+    per_month = {
+        "incremental_revenue": sums["revenue"],
+        "incremental_margin": sums["margin"],
+        "cost": c0 + sums["cost"],
+        "net_profit": sums["net"],
+        "cumulative_profit": cumulative,
+        "roi": cumulative_roi,
+        "active_programme": ledger["active_members"].to_numpy() * sums["active"],
+        "retention_programme": sums["retention"],
+    }
+    for name, array in per_month.items():
+        # the cost's mean is the replay's cost plus the mean increment: exact at zero response
+        mean = c0 + sums["cost"].mean(axis=0) if name == "cost" else array.mean(axis=0)
+        monthly[f"{name}_mean"] = mean
+        p10, p50, p90 = np.percentile(array, [10, 50, 90], axis=0)
+        monthly[f"{name}_p10"], monthly[f"{name}_p50"], monthly[f"{name}_p90"] = p10, p50, p90
+
+    revenue = float(ledger["revenue"].sum())
+    totals = dict(base.totals)
+    totals["cost_replay"] = totals.pop("cost")
+    samples = {
+        "incremental_revenue": sums["revenue"].sum(axis=1),
+        "incremental_margin": sums["margin"].sum(axis=1),
+        "incremental_cost": sums["cost"].sum(axis=1),
+        "cost": total_cost,
+        "profit": profit,
+        "roi": roi,
+        "payback": payback,
+    }
+    c_total = float(c0.sum())
+    return Projection(
+        programme=programme,
+        baseline=base,
+        marginal=marginal,
+        retention=retention,
+        monthly=monthly,
+        samples=samples,
+        segment_weights=weights,
+        draws=draws,
+        seed=seed,
+        break_even_uplift=break_even_uplift(c_total, revenue, gm, marginal.basket_per_euro),
+        break_even_uplift_visits=break_even_uplift(c_total, revenue, gm, marginal.visit_per_euro),
+        totals=totals,
+    )
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,141 @@
+"""``loyalty-pilot simulate``: the table and the JSON, pinned to independent computations."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from loyalty_pilot.pilots.chain import build_chain
+from loyalty_pilot.pilots.cli import main
+from loyalty_pilot.pilots.programmes import workspace_baskets
+from loyalty_pilot.pilots.simulate import ROWS
+from loyalty_pilot.pilots.specfile import load_programme
+from loyalty_pilot.pilots.workspace import open_workspace
+from loyalty_pilot.simulator.projection import fit_retention, project
+from loyalty_pilot.simulator.replay import replay
+from loyalty_pilot.simulator.smart import smart_check
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "programmes"
+CASH, GIFT = EXAMPLES / "cash-voucher.yaml", EXAMPLES / "gift-catalogue.yaml"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    ws = open_workspace(tmp_path_factory.mktemp("sim") / "ws")
+    build_chain(ws, stores=4, regions=2, customers=800, weeks=60, seed=6)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def baskets(workspace):
+    con = workspace.connect(read_only=True)
+    try:
+        return workspace_baskets(con)
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def simulated(workspace, tmp_path_factory):
+    out = tmp_path_factory.mktemp("json") / "sim.json"
+    result = run("simulate", CASH, GIFT, "--workspace", workspace.path, "--draws", 300,
+                 "--seed", 5, "--horizon-months", 10, "--json", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result.output, json.loads(out.read_text())["variants"]
+
+
+def cells(output: str, label: str) -> list[str]:
+    """The cells of the row ``label``: columns are separated by two or more spaces."""
+    line = next(line for line in output.splitlines() if line.startswith(label + "  "))
+    return re.split(r"\s{2,}", line[len(label) :].strip())
+
+
+def test_json_figures_match_the_api_and_independent_sums(simulated, baskets):
+    _, variants = simulated
+    assert [v["programme"] for v in variants] == ["cash-voucher", "gift-catalogue"]
+    retention = fit_retention(baskets, horizon_months=10)
+    for path, variant in zip((CASH, GIFT), variants, strict=True):
+        programme = load_programme(path)
+        direct = project(baskets, programme, horizon_months=10, draws=300, seed=5,
+                         retention=retention)  # fmt: skip
+        start, end = direct.baseline.start, direct.baseline.end
+        assert (variant["start"], variant["end"]) == (start.isoformat(), end.isoformat())
+        # revenue: the baskets' own sum over the horizon, not the replay's
+        day = pd.to_datetime(baskets["date"]).dt.date
+        inside = (day >= start) & (day <= end)
+        assert variant["revenue"] == pytest.approx(baskets.loc[inside, "amount"].sum())
+        horizon = replay(baskets, programme, seed=5, start=start, end=end)
+        for key in ("rewards_issued", "rewards_value", "rewards_perceived", "breakage",
+                    "liability_end"):  # fmt: skip
+            assert variant[key] == pytest.approx(horizon.totals[key]), key
+        assert variant["cost_replay"] == pytest.approx(horizon.totals["cost"])
+        assert variant["cost"] == pytest.approx(direct.cost)
+        for key in ("profit", "roi"):
+            assert variant[key] == pytest.approx(getattr(direct, key).to_dict()), key
+        assert set(variant["profit"]) == {"mean", "p10", "p50", "p90"}
+        assert variant["break_even_uplift"] == pytest.approx(direct.break_even_uplift)
+        whole = replay(baskets, programme, seed=5)
+        assert variant["smart"] == json.loads(json.dumps(smart_check(programme, whole).to_dict()))
+        assert variant["attainable"] == pytest.approx(variant["smart"]["A"]["figure"])
+    gift = variants[1]
+    # a gift costs its unit cost but is perceived at its retail value: both reported
+    assert gift["rewards_perceived"] > gift["rewards_value"] > 0
+
+
+def test_every_printed_cell_is_the_json_figure(simulated):
+    output, variants = simulated
+    for label, cell in ROWS:
+        assert cells(output, label) == [cell(v) for v in variants], label
+    cash = variants[0]
+    assert cells(output, "cost (replay)")[0] == f"{cash['cost_replay']:,.0f}"
+    assert cells(output, "break-even uplift")[0] == f"{cash['break_even_uplift']:.3%}"
+    p = cash["profit"]
+    assert cells(output, "profit P10/P50/P90")[0] == (
+        f"{p['p10']:,.0f} / {p['p50']:,.0f} / {p['p90']:,.0f}"
+    )
+    assert "Monte Carlo draws" in output  # the progress bar's label
+
+
+def test_zero_response_costs_exactly_the_replay(workspace, baskets, tmp_path):
+    text = CASH.read_text().split("response:")[0]
+    path = tmp_path / "no-response.yaml"
+    path.write_text(text)
+    out = tmp_path / "z.json"
+    result = run("simulate", path, "--workspace", workspace.path, "--draws", 20, "--json", out)
+    assert result.exit_code == 0, result.output
+    (variant,) = json.loads(out.read_text())["variants"]
+    programme = load_programme(path)
+    start, end = variant["start"], variant["end"]
+    horizon = replay(baskets, programme, seed=0, start=pd.Timestamp(start).date(),
+                     end=pd.Timestamp(end).date())  # fmt: skip
+    assert variant["cost"] == horizon.totals["cost"]
+    assert variant["profit"]["p50"] == pytest.approx(-horizon.totals["cost"])
+    assert variant["incremental_revenue"] == {"mean": 0.0, "p10": 0.0, "p50": 0.0, "p90": 0.0}
+
+
+def test_user_mistakes_exit_2_with_one_line(workspace, tmp_path):
+    missing = run("simulate", tmp_path / "nope.yaml", "--workspace", workspace.path)
+    assert missing.exit_code == 2
+    assert "nope.yaml" in missing.output
+    assert "Traceback" not in missing.output
+    nowhere = run("simulate", CASH, "--workspace", tmp_path / "empty")
+    assert nowhere.exit_code == 2
+    assert "no workspace" in nowhere.output
+    bad = run("simulate", CASH, "--workspace", workspace.path, "--draws", 0)
+    assert bad.exit_code == 2
+
+
+def test_help_has_an_example():
+    result = run("simulate", "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    assert "--horizon-months" in result.output
