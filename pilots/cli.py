@@ -380,6 +380,23 @@ def demo(
     click.echo(comparison_table(reports))
     summary["variants"] = [r.to_dict() for r in reports]
 
+    from loyalty_pilot.pilots.simulate import comparison_table as projection_table
+    from loyalty_pilot.pilots.simulate import simulate as run_simulate
+
+    head_to_head = [p for p in example_programmes() if p.stem in ("cash-voucher", "gift-catalogue")]
+    con = ws.connect(read_only=True)
+    try:
+        projected = run_simulate(head_to_head, con, horizon_months=12, draws=2000, seed=seed)
+    finally:
+        con.close()
+    summary["projection"] = [v.to_dict() for v in projected]
+    click.echo("")
+    click.echo(
+        "Cash vs gift, projected over 12 months with each file's behavioural assumptions "
+        "(2,000 draws; P10 / P50 / P90):"
+    )
+    click.echo(projection_table(summary["projection"]))
+
     if plan is None:
         click.echo("\nchain too small for the demo pilot (needs 6 stores and 20 weeks)")
     else:

@@ -123,3 +123,9 @@ def test_demo_compares_the_example_programmes(tmp_path):
     gift = variants[2]
     assert gift["rewards_perceived"] > gift["rewards_value"]  # perceived above cost
     assert "SMART verdict" in result.output
+    projected = json.loads(out.read_text())["projection"]
+    assert [v["programme"] for v in projected] == ["cash-voucher", "gift-catalogue"]
+    for v in projected:
+        assert v["break_even_uplift"] > 0
+        assert v["profit"]["p10"] <= v["profit"]["p50"] <= v["profit"]["p90"]
+    assert "Cash vs gift, projected" in result.output
