@@ -7,6 +7,7 @@ shown as one ``Error:`` line with exit code 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -173,49 +174,34 @@ def ingest(
     write_json(json_path, payload)
 
 
-def _chain_options(func: Callable) -> Callable:
+def _size_options(func: Callable, *, with_start: bool = True) -> Callable:
+    """The synthetic chain's size options, shared by ``generate`` and ``demo``."""
+
+    def sized(name: str, default: int, text: str, *dest: str) -> Callable:
+        return click.option(name, *dest, default=default, show_default=True,
+                            type=click.IntRange(1), help=text)  # fmt: skip
+
     options = [
-        click.option(
-            "--stores",
-            "n_stores",
-            default=48,
-            show_default=True,
-            type=click.IntRange(1),
-            help="Number of stores.",
-        ),
-        click.option(
-            "--regions",
-            default=5,
-            show_default=True,
-            type=click.IntRange(1),
-            help="Number of regions.",
-        ),
-        click.option(
-            "--customers",
-            default=30_000,
-            show_default=True,
-            type=click.IntRange(1),
-            help="Number of customers.",
-        ),
-        click.option(
-            "--weeks",
-            default=104,
-            show_default=True,
-            type=click.IntRange(1),
-            help="Weeks of history.",
-        ),
-        click.option(
-            "--start",
-            "start",
-            default="2024-01-01",
-            show_default=True,
-            help="First day (a Monday).",
-        ),
-        click.option("--seed", default=0, show_default=True, type=int, help="Random seed."),
+        sized("--stores", 48, "Number of stores.", "n_stores"),
+        sized("--regions", 5, "Number of regions."),
+        sized("--customers", 30_000, "Number of customers."),
+        sized("--weeks", 104, "Weeks of history."),
     ]
+    if with_start:
+        options.append(
+            click.option(
+                "--start", default="2024-01-01", show_default=True, help="First day (a Monday)."
+            )
+        )
+    options.append(click.option("--seed", default=0, show_default=True, type=int,
+                                help="Random seed."))  # fmt: skip
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _chain_options(func: Callable) -> Callable:
+    return _size_options(func, with_start=True)
 
 
 @main.command(context_settings=CONTEXT)
@@ -309,28 +295,7 @@ def generate(
 
 
 @main.command(context_settings=CONTEXT)
-@click.option(
-    "--stores",
-    "n_stores",
-    default=48,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Number of stores.",
-)
-@click.option(
-    "--regions", default=5, show_default=True, type=click.IntRange(1), help="Number of regions."
-)
-@click.option(
-    "--customers",
-    default=30_000,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Number of customers.",
-)
-@click.option(
-    "--weeks", default=104, show_default=True, type=click.IntRange(1), help="Weeks of history."
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@functools.partial(_size_options, with_start=False)
 @workspace_option("demo-workspace", "Demo workspace folder (replaced at each run).")
 @json_option
 def demo(
