@@ -134,12 +134,14 @@ of any of its baskets or snapshots, "" without tiers), ``balance_end``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from loyalty_pilot.simulator import _replay_kernels as _k
 from loyalty_pilot.simulator.programme import (
     Programme,
     reward_cost,
@@ -147,7 +149,6 @@ from loyalty_pilot.simulator.programme import (
     slug,
 )
 
-_BIG = np.int64(1 << 32)  # customer stride in the composite (customer, day) key
 _EPOCH = np.datetime64("1970-01-01", "D")
 
 LEDGER_COLUMNS = (
@@ -192,30 +193,45 @@ def replay(
 ) -> ReplayResult:
     """Replay ``programme`` on ``baskets`` following rules R1-R12 (module docstring).
 
-    Vectorized: sorts and segmented cumulative sums over all baskets at once; the only
-    Python loop runs over calendar years when points have a fixed validity (R7).
+    Vectorized: one sort and segmented cumulative sums over all baskets at once. The only
+    Python loops run over calendar years when points have a fixed validity (R7), over the
+    tiers, and over blocks of about a million baskets for elementwise work whose
+    temporaries would otherwise be fresh basket-sized arrays (``_replay_kernels.blocks``).
+    Per-basket arrays are int32 where the values fit, rewards are kept for the issuing
+    baskets only, and every intermediate is released as soon as it is used, so the peak
+    memory stays about twice the raw input columns.
     """
     data = _prepare(baskets, programme)
-    day_all = data["day"]
+    day_all = data.pop("day")
     if len(day_all) == 0:
         raise ValueError("baskets is empty: nothing to replay")
-    start = start or programme.start or _to_date(day_all.min())
-    end = end or _to_date(day_all.max())
+    d_min, d_max = int(day_all.min()), int(day_all.max())
+    start = start or programme.start or _to_date(d_min)
+    end = end or _to_date(d_max)
     if end < start:
         raise ValueError(f"end == {end}, must be on or after start {start}.")
     s_day, e_day = _day(start), _day(end)
-    window = (day_all >= s_day) & (day_all <= e_day)
     months = _months(s_day, e_day)
-    n_months = len(months["first"])
-    month_all = _month_index(day_all[window], months)
-    revenue = np.bincount(month_all, weights=data["cents"][window] / 100.0, minlength=n_months)
+    window = None  # None: every basket lies in the window
+    if d_min < s_day or d_max > e_day:
+        window = day_all >= s_day
+        window &= day_all <= e_day
+    cents_all = data.pop("cents")
+    cents_w = cents_all if window is None else cents_all[window]
+    revenue = _monthly_money(day_all if window is None else day_all[window], cents_w, months)
+    del cents_w
 
     # R2: enrolment and reward choice, over identified customers in the window.
-    ident = window & data["identified"]
-    codes = data["customer_code"][ident]
-    uniques = data["customer_uniques"]
-    present = np.flatnonzero(np.bincount(codes, minlength=len(uniques)))
-    order = np.argsort(uniques[present].astype(str), kind="stable")
+    codes = data.pop("customer_code")  # -1: anonymous
+    ident = data.pop("identified")  # None: all identified
+    if window is not None:
+        ident = window if ident is None else ident & window
+    del window
+    counted = codes if ident is None else codes[ident]
+    present = np.flatnonzero(np.bincount(counted, minlength=data["n_codes"]))
+    del counted
+    labels = data["labels"](present)
+    order = np.argsort(labels, kind="stable")
     customers = present[order]  # codes sorted by customer_id as text
     n_ident = len(customers)
     rng = np.random.default_rng(seed)
@@ -228,25 +244,53 @@ def replay(
     else:
         choice = np.full(n_ident, -1)
     member_codes = customers[enrolled]
+    member_ids = labels[order][enrolled]
     member_choice = choice[enrolled]
-    rank = np.full(len(uniques), -1, dtype=np.int64)
-    rank[member_codes] = np.arange(len(member_codes))
+    m = len(member_codes)
+    rank = np.full(data["n_codes"] + 1, -1, dtype=np.int32)  # the last slot: code -1
+    rank[member_codes] = np.arange(m, dtype=np.int32)
 
     # R3: the members' baskets in order (member, timestamp, basket_id).
-    sel = np.flatnonzero(ident)
-    c_all = rank[data["customer_code"][sel]]
-    sel = sel[c_all >= 0]
-    c = rank[data["customer_code"][sel]]
-    ts = data["ts"][sel]
-    order = _member_time_order(c, ts)
-    sel, c, ts = sel[order], c[order], ts[order]
-    sel, c = _break_ties(sel, c, ts, data["basket_id"])
+    member_all = rank[codes]
+    del codes, rank
+    if ident is not None:
+        member_all[~ident] = -1
+    del ident
+    sel = None if member_all.min() >= 0 else np.flatnonzero(member_all >= 0)
+    if sel is not None:
+        sel = sel.astype(_k.index_dtype(len(day_all)))
+        member_all = member_all[sel]
+    ts_raw, per_day, per_second = data.pop("ts")
+    if ts_raw is None:  # the timestamp is the date column: its day is the basket's day
+        tsday = day_all if sel is None else day_all[sel]
+    else:
+        tsday = np.floor_divide(ts_raw if sel is None else ts_raw[sel], per_day).astype(np.int32)
+    ts_source = data.pop("ts_source")
+
+    def rows_of(positions: np.ndarray, sel: np.ndarray | None = sel) -> np.ndarray:
+        return positions if sel is None else sel[positions]
+
+    def timestamps(positions: np.ndarray, rows_of: Any = rows_of) -> np.ndarray:
+        return ts_source[rows_of(positions)]
+
+    order, c, tsday = _k.member_time_order(
+        member_all, tsday, timestamps, per_day, per_second, data["basket_id"], rows_of
+    )
+    del member_all
+    rows = rows_of(order)
+    del order, sel, rows_of, timestamps
+    day = tsday if ts_raw is None else day_all[rows]
+    del tsday, day_all
+    cents = cents_all[rows]
+    del cents_all
+    dept = None if data["dept"] is None else data["dept"][rows]
+    del rows
     parts = _member_events(
-        programme, data, sel, c, member_choice, s_day, e_day, months, sample, rng
+        programme, c, day, cents, dept, member_choice, s_day, e_day, months, sample, rng
     )
     ledger = _ledger(programme, parts, revenue, months)
-    customers = _customers(programme, parts, uniques[member_codes], member_choice)
-    totals = _totals(ledger, n_ident, len(member_codes))
+    customers = _customers(programme, parts, member_ids, member_choice)
+    totals = _totals(ledger, n_ident, m)
     return ReplayResult(programme, ledger, customers, start, end, seed, sample, n_ident, totals)
 
 
@@ -254,27 +298,51 @@ def replay(
 
 
 def _prepare(baskets: pd.DataFrame, programme: Programme) -> dict[str, Any]:
+    """Lean columns: int32 days, int32 (else int64) cents, int32 customer codes."""
     for column in ("customer_id", "basket_id", "date", "amount"):
         if column not in baskets.columns:
             raise ValueError(f"baskets has no column {column!r}")
     amount = pd.to_numeric(baskets["amount"], errors="coerce").to_numpy(dtype=float)
     if not np.isfinite(amount).all():
         raise ValueError("baskets column 'amount' has missing or non-numeric values")
-    dates = pd.to_datetime(baskets["date"])
+    dates = _datetimes(baskets["date"])
     if dates.isna().any():
         raise ValueError("baskets column 'date' has missing values")
-    ts_source = pd.to_datetime(baskets["ts"]) if "ts" in baskets.columns else dates
-    day = dates.to_numpy().astype("datetime64[D]").astype(np.int64)
-    ts = ts_source.to_numpy().astype("datetime64[ns]").astype(np.int64)
+    date_raw, date_per_day, date_per_second = _datetime_ints(dates)
+    n = len(date_raw)
+    day = np.empty(n, dtype=np.int32)
+    for part in _k.blocks(n):
+        np.floor_divide(date_raw[part], date_per_day, out=day[part], casting="unsafe")
+    if "ts" in baskets.columns:
+        ts_raw, per_day, per_second = _datetime_ints(_datetimes(baskets["ts"]))
+        ts_source, ts = ts_raw, (ts_raw, per_day, per_second)
+    else:  # ordered by the date column itself
+        ts_source, ts = date_raw, (None, date_per_day, date_per_second)
+    fits = n == 0 or max(-np.rint(amount.min() * 100), np.rint(amount.max() * 100)) < 2**31
+    cents = np.empty(n, dtype=np.int32 if fits else np.int64)
+    for part in _k.blocks(n):
+        scaled = amount[part] * 100
+        cents[part] = np.rint(scaled, out=scaled)
     customer = baskets["customer_id"]
-    identified = customer.notna().to_numpy().copy()
-    if not (pd.api.types.is_numeric_dtype(customer) or pd.api.types.is_bool_dtype(customer)):
-        customer = customer.astype("string")
-        identified &= (customer.str.len() > 0).fillna(False).to_numpy(dtype=bool)
-        customer = customer.where(identified)
-    codes, uniques = pd.factorize(customer)
-    uniques = np.asarray(uniques.astype(str), dtype=object)
-    dept = np.ones(len(baskets))
+    dense = _dense_integer_codes(customer)
+    if dense is not None:
+        identified, (codes, n_codes, labels) = None, dense
+    else:
+        identified = customer.notna().to_numpy().copy()
+        if not (pd.api.types.is_numeric_dtype(customer) or pd.api.types.is_bool_dtype(customer)):
+            customer = customer.astype("string")
+            identified &= (customer.str.len() > 0).fillna(False).to_numpy(dtype=bool)
+            customer = customer.where(identified)
+        factor, uniques = pd.factorize(customer)
+        texts = np.asarray(uniques.astype(str), dtype=object)
+        codes, n_codes = factor.astype(_k.index_dtype(len(texts) + 1)), len(texts)
+
+        def labels(present: np.ndarray) -> np.ndarray:
+            return texts[present].astype(str)
+
+        if identified.all():
+            identified = None
+    dept = None  # a department without a multiplier counts 1: None when none has one
     multipliers = programme.earn.department_multipliers if programme.earn else {}
     if multipliers:
         if "department" not in baskets.columns:
@@ -283,13 +351,51 @@ def _prepare(baskets: pd.DataFrame, programme: Programme) -> dict[str, Any]:
     return {
         "day": day,
         "ts": ts,
-        "cents": np.rint(amount * 100).astype(np.int64),
+        "ts_source": ts_source,
+        "cents": cents,
         "identified": identified,
-        "customer_code": np.asarray(codes, dtype=np.int64),
-        "customer_uniques": uniques,
+        "customer_code": codes,
+        "n_codes": n_codes,
+        "labels": labels,
         "basket_id": baskets["basket_id"],
         "dept": dept,
     }
+
+
+def _datetimes(column: pd.Series) -> pd.Series:
+    """``pd.to_datetime(column)``, without a copy when it already holds datetimes."""
+    return column if pd.api.types.is_datetime64_dtype(column.dtype) else pd.to_datetime(column)
+
+
+def _datetime_ints(values: pd.Series) -> tuple[np.ndarray, int, int]:
+    """Timestamps as int64 (a view when possible), with the units in a day and a second."""
+    array = values.to_numpy()
+    if array.dtype.kind != "M":  # e.g. time zone aware: UTC nanoseconds
+        array = np.asarray(values.dt.tz_convert(None) if values.dt.tz else values, "M8[ns]")
+    unit = np.datetime_data(array.dtype)[0]
+    per_day = int(np.timedelta64(1, "D") // np.timedelta64(1, unit))
+    per_second = int(np.timedelta64(1, "s") // np.timedelta64(1, unit)) if per_day > 86400 else 1
+    return array.view(np.int64), per_day, per_second
+
+
+def _dense_integer_codes(customer: pd.Series) -> tuple[np.ndarray, int, Any] | None:
+    """Codes ``id - min`` for integer ids over a compact range (no hashing), else None."""
+    if not isinstance(customer.dtype, np.dtype) or customer.dtype.kind not in "iu":
+        return None
+    ids = customer.to_numpy()
+    if len(ids) == 0:
+        return None
+    lo, hi = int(ids.min()), int(ids.max())
+    if hi - lo >= min(max(4 * len(ids), 1 << 20), (1 << 31) - 1):
+        return None
+    codes = np.empty(len(ids), dtype=np.int32)
+    for part in _k.blocks(len(ids)):
+        np.subtract(ids[part], ids.dtype.type(lo), out=codes[part], casting="unsafe")
+
+    def labels(present: np.ndarray) -> np.ndarray:
+        return (present.astype(ids.dtype) + ids.dtype.type(lo)).astype(str)
+
+    return codes, hi - lo + 1, labels
 
 
 def _day(value: dt.date) -> int:
@@ -308,69 +414,42 @@ def _months(s_day: int, e_day: int) -> dict[str, np.ndarray]:
     month_end = (month + 1).astype("datetime64[D]") - 1
     first_days = np.maximum((first - _EPOCH).astype(np.int64), s_day)
     snapshot = np.minimum((month_end - _EPOCH).astype(np.int64), e_day)
-    return {"month": first, "first": first_days, "snapshot": snapshot}
+    span = np.diff(np.append(first_days, snapshot[-1] + 1))
+    return {
+        "month": first,
+        "first": first_days,
+        "snapshot": snapshot,
+        "year": month.astype("datetime64[Y]").astype(np.int64) + 1970,
+        # ledger row of every day of the window, from its first day
+        "lut": np.repeat(np.arange(len(first), dtype=np.intp), span),
+    }
+
+
+def _monthly_money(day: np.ndarray, cents: np.ndarray, months: dict[str, Any]) -> np.ndarray:
+    """Sum of ``cents / 100`` by ledger row, in the order of the baskets."""
+    return _k.sum_by(
+        np.zeros(len(months["first"])),
+        len(day),
+        lambda part: _month_index(day[part], months),
+        lambda part: cents[part] / 100.0,
+    )
 
 
 def _month_index(day: np.ndarray, months: dict[str, np.ndarray]) -> np.ndarray:
-    """Ledger row of each day (days must lie in the window)."""
-    first = months["first"]
-    lut = np.repeat(np.arange(len(first)), np.diff(np.append(first, months["snapshot"][-1] + 1)))
-    return lut[day - first[0]]
-
-
-def _member_time_order(c: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Order by (member, timestamp); equal pairs are ordered afterwards by basket_id.
-
-    One int64 key (member in the high bits, seconds in the low ones) when timestamps are
-    whole seconds over less than 2**36 s, which argsort sorts much faster than lexsort.
-    """
-    if len(ts) > 1:
-        same = c[1:] == c[:-1]
-        if (c[1:] >= c[:-1]).all() and (ts[1:][same] >= ts[:-1][same]).all():
-            return np.arange(len(ts))  # already in order (e.g. read with ORDER BY)
-    if len(ts):
-        seconds, rest = np.divmod(ts - ts.min(), 1_000_000_000)
-        if not rest.any() and seconds.max() < (1 << 36) and c.max() < (1 << 26):
-            return np.argsort((c << 36) | seconds)
-    return np.lexsort((ts, c))
-
-
-def _break_ties(
-    sel: np.ndarray, c: np.ndarray, ts: np.ndarray, basket_id: pd.Series
-) -> tuple[np.ndarray, np.ndarray]:
-    """Order baskets of one member with the same timestamp by basket_id (as text)."""
-    tie = np.zeros(len(sel), dtype=bool)
-    tie[1:] = (c[1:] == c[:-1]) & (ts[1:] == ts[:-1])
-    if not tie.any():
-        return sel, c
-    in_group = tie.copy()
-    in_group[:-1] |= tie[1:]
-    idx = np.flatnonzero(in_group)
-    group = np.cumsum(~tie)[idx]
-    ids = basket_id.iloc[sel[idx]].astype(str).to_numpy()
-    _, id_rank = np.unique(ids, return_inverse=True)
-    order = np.lexsort((id_rank, group))
-    sel = sel.copy()
-    sel[idx] = sel[idx][order]
-    return sel, c
+    """Ledger row (intp) of each day (days must lie in the window)."""
+    offset = np.subtract(day, months["first"][0], dtype=np.int64 if day.itemsize > 4 else np.int32)
+    return months["lut"][offset]
 
 
 # ----------------------------------------------------------------------------- rules
 
 
-def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Cumulative sums restarting at every True of ``starts`` (``starts[0]`` is True)."""
-    total = np.cumsum(values)
-    begin = np.flatnonzero(starts)
-    before = total[begin] - values[begin]
-    return total - before[np.cumsum(starts) - 1]
-
-
 def _member_events(
     programme: Programme,
-    data: dict[str, Any],
-    sel: np.ndarray,
     c: np.ndarray,
+    day: np.ndarray,
+    cents: np.ndarray,
+    dept: np.ndarray | None,
     member_choice: np.ndarray,
     s_day: int,
     e_day: int,
@@ -378,38 +457,38 @@ def _member_events(
     sample: bool,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    n = len(sel)
+    """Every rule on the members' baskets in order (``c`` member, ``day``, ``cents``).
+
+    Per-basket arrays kept: ``c``, ``day``, ``cents``, ``month``, ``credit``, ``tier``
+    and the discount; rewards and their redemption are kept only for the (few) baskets
+    that issue rewards (``issuing`` positions).
+    """
+    n = len(c)
     m = len(member_choice)
-    day = data["day"][sel]
-    cents = data["cents"][sel]
     first = np.ones(n, dtype=bool)
-    first[1:] = c[1:] != c[:-1]
+    np.not_equal(c[1:], c[:-1], out=first[1:])
     last = np.ones(n, dtype=bool)
     last[:-1] = first[1:]
-    key = c * _BIG + day
-    cc0 = np.concatenate(([0], np.cumsum(cents)))
-    position = np.arange(n)
+    starts = np.flatnonzero(first)  # every member has a basket: one start per member
+    month = _month_index(day, months)
 
     # R4 tier of each basket
     tiers = programme.tiers
     thresholds = np.array([round(t.min_spend_12m * 100) for t in tiers], dtype=np.int64)
-    if tiers:
-        lo = np.searchsorted(key, key - 365, side="right")
-        tier = _tier_of(thresholds, cc0[:-1] - cc0[lo])
-    else:
-        tier = np.zeros(n, dtype=np.int64)
+    tier = np.zeros(n, dtype=np.int8)
+    if len(tiers) > 1 and n:
+        tier = _rolling_tier(c, day, cents, thresholds, starts)
+    # Tiers on the snapshot days (R11)
+    snapshot = _snapshot_tiers(c, month, day, cents, starts, thresholds, months) if tiers else None
 
     # R5 points
     credit = np.zeros(n, dtype=np.int64)
-    welcome = np.zeros(n, dtype=np.int64)
+    welcome_bonus = 0
     if programme.earn is not None:
-        tier_mult = np.array([t.multiplier for t in tiers] or [1.0])
-        rate = programme.earn.points_per_currency * data["dept"][sel] * tier_mult[tier]
-        points = np.floor(cents * rate / 100 + 1e-9).astype(np.int64)
-        credit = np.where(cents > 0, points, 0)
-        welcome = np.where(first, programme.earn.welcome_bonus, 0).astype(np.int64)
-    earned = credit.copy()
-    credit = credit + welcome
+        credit = _points(programme, tier, cents, dept)
+        welcome_bonus = programme.earn.welcome_bonus
+        credit[starts] += welcome_bonus
+    del dept
 
     # Reward threshold and valuation per member
     point_rewards = programme.point_rewards
@@ -425,39 +504,208 @@ def _member_events(
     else:
         threshold_m = np.full(m, no_reward)
         cost_m = perceived_m = per_point_m = np.zeros(m)
-    threshold = threshold_m[c]
+    uniform = len(np.unique(threshold_m)) <= 1
+
+    def threshold_at(positions: np.ndarray | None) -> np.ndarray | np.int64:
+        """Reward threshold of the members of these baskets (all when None)."""
+        if uniform:
+            return threshold_m[0] if m else no_reward
+        return threshold_m[c] if positions is None else threshold_m[c[positions]]
 
     # R6 runs between inactivity lapses
     inactivity = programme.expiry.inactivity_days
     run_start = first.copy()
-    if inactivity:
-        gap = np.diff(day, prepend=day[:1])
-        run_start |= ~first & (gap >= inactivity)
-    run = np.cumsum(run_start) - 1
+    if inactivity and n:
+        run_start[1:] |= np.diff(day) >= inactivity
     run_first = np.flatnonzero(run_start)
     n_runs = len(run_first)
     run_last = np.append(run_first[1:] - 1, n - 1) if n_runs else run_first
-    run_member = c[run_first] if n_runs else np.zeros(0, dtype=np.int64)
+    run_member = c[run_first].astype(np.int64) if n_runs else np.zeros(0, dtype=np.int64)
     never = np.iinfo(np.int64).max
     lapse_day = np.full(n_runs, never, dtype=np.int64)
     if inactivity and n_runs:
-        candidate = day[run_last] + inactivity
+        candidate = day[run_last].astype(np.int64) + inactivity
         followed = ~last[run_last]  # the next run of the same member started by a lapse
         lapse_day = np.where(followed | (candidate <= e_day), candidate, never)
 
-    # R7 + R8: balance, conversions and fixed-validity expiry, year by year
+    # R7 + R8: balance, conversions and fixed-validity expiry
     validity = programme.expiry.validity_years
-    progressive = programme.progressive
-    needs_year = validity is not None or progressive is not None
-    year = (_EPOCH + day).astype("datetime64[Y]").astype(np.int64) + 1970 if needs_year else None
     y0 = int((_EPOCH + s_day).astype("datetime64[Y]").astype(np.int64)) + 1970
+    year = months["year"][month] if validity is not None or programme.progressive else None
+    if validity is None:
+        issuing, rewards, balance = _conversions(credit, run_start, run_last, threshold_at)
+        validity_events = (np.zeros(0, dtype=np.int64),) * 3
+    else:
+        rewards, balance, validity_events = _conversions_by_year(
+            credit, run_start, run_first, run_last, day, year, y0, e_day, lapse_day,
+            validity, threshold_at,
+        )  # fmt: skip
+        issuing = np.flatnonzero(rewards)
+        rewards = rewards[issuing]
+    del run_start
+    lapsed = lapse_day <= e_day
+    lapse_points = np.where(lapsed, balance, 0)
+
+    # R9 redemption at the next basket within the validity (issuing baskets only)
+    valid_days = programme.redemption.validity_days
+    redemption_rate = programme.redemption.rate
+    issue_day = day[issuing].astype(np.int64)
+    next_day = day[np.minimum(issuing + 1, max(n - 1, 0))].astype(np.int64)
+    has_next = ~last[issuing] & (next_day <= issue_day + valid_days)
+    del last
+    if sample:
+        draws = rng.binomial(rewards, redemption_rate)
+        redeemed = np.where(has_next, draws, 0).astype(float)
+    else:
+        redeemed = np.where(has_next, rewards * redemption_rate, 0.0)
+    expired_rewards = rewards - redeemed
+    resolve_day = np.where(has_next, next_day, issue_day + valid_days)
+
+    # R10 discounts
+    discount = _discounts(programme, tier, cents, first, year)
+
+    return {
+        "n": n, "m": m, "c": c, "day": day, "month": month, "cents": cents, "starts": starts,
+        "tier": tier, "thresholds": thresholds, "credit": credit,
+        "welcome_bonus": welcome_bonus, "issuing": issuing, "rewards": rewards,
+        "issue_day": issue_day, "threshold_at": threshold_at, "redeemed": redeemed,
+        "expired_rewards": expired_rewards, "resolve_day": resolve_day,
+        "discount": discount, "run_member": run_member, "lapse_day": lapse_day,
+        "lapse_points": lapse_points, "validity_events": validity_events, "cost_m": cost_m,
+        "perceived_m": perceived_m, "per_point_m": per_point_m,
+        "snapshot": snapshot, "valid_days": valid_days, "e_day": e_day,
+        "months": months, "sampled": sample,
+    }  # fmt: skip
+
+
+def _rolling_tier(
+    c: np.ndarray, day: np.ndarray, cents: np.ndarray, thresholds: np.ndarray, starts: np.ndarray
+) -> np.ndarray:
+    """R4: tier (int8) from the member's spend over earlier baskets in (day - 365, day).
+
+    Only baskets whose member has spent (positive amounts) at least the second threshold
+    before them can be above the first tier; for those, the member's first basket dated
+    after ``day - 365`` is found by one binary search of the sorted (member, day) keys.
+    The keys are int32 when member and day fit in 31 bits (days counted from the first
+    day - 365, so ``key - 365`` stays within the member).
+    """
+    n = len(c)
+    cc0 = np.zeros(n + 1, dtype=np.int64)  # spend before each basket
+    cc0[1:] = cents
+    np.cumsum(cc0, out=cc0)
+    if cents.min() >= 0:
+        positive0 = cc0
+    else:
+        positive0 = np.zeros(n + 1, dtype=np.int64)
+        np.maximum(cents, 0, out=positive0[1:], casting="unsafe")
+        np.cumsum(positive0, out=positive0)
+    base = positive0[starts]
+    found = []
+    for part in _k.blocks(n):  # bound >= the spend over any window before the basket
+        bound = positive0[part] - base[c[part]]
+        found.append(np.flatnonzero(bound >= thresholds[1]) + part.start)
+    candidates = np.concatenate(found)
+    del found, positive0
+    tier = np.zeros(n, dtype=np.int8)
+    if len(candidates) == 0:
+        return tier
+    d0 = int(day.min()) - 365
+    width = _k.bits(int(day.max()) - d0)
+    key_t = np.int32 if _k.bits(int(c[-1])) + width <= 31 else np.int64
+    key = c.astype(key_t)
+    key <<= width
+    key += day
+    key -= key_t(d0)
+    needles = key[candidates]
+    needles -= key_t(365)
+    lo = np.searchsorted(key, needles, side="right")
+    del key, needles
+    spend = cc0[candidates]
+    spend -= cc0[lo]
+    tier[candidates] = _k.tier_of_sorted(thresholds, spend)
+    return tier
+
+
+def _points(
+    programme: Programme, tier: np.ndarray, cents: np.ndarray, dept: np.ndarray | None
+) -> np.ndarray:
+    """R5: ``floor(cents * rate / 100 + 1e-9)`` for amount > 0, else 0 (int64).
+
+    ``rate = points_per_currency * department * tier multiplier``, in that order; without
+    department multipliers the department counts 1.0, which changes no product.
+    """
+    earn = programme.earn
+    tier_mult = np.array([t.multiplier for t in programme.tiers] or [1.0])
+    rate_by_tier = earn.points_per_currency * tier_mult
+    nonnegative = earn.points_per_currency >= 0 and (tier_mult >= 0).all() and dept is None
+    points = np.empty(len(cents), dtype=np.int64)
+    for part in _k.blocks(len(cents)):
+        if dept is None:
+            rate = np.take(rate_by_tier, tier[part])
+        else:
+            rate = dept[part] * earn.points_per_currency
+            rate *= np.take(tier_mult, tier[part])
+        rate *= cents[part]
+        rate /= 100
+        rate += 1e-9
+        points[part] = np.floor(rate, out=rate)
+    if nonnegative:
+        np.maximum(points, 0, out=points)  # rates >= 0: returns and zeros earn <= 0
+    else:
+        points[cents <= 0] = 0
+    return points
+
+
+def _conversions(
+    credit: np.ndarray, run_start: np.ndarray, run_last: np.ndarray, threshold_at: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """R8 without fixed validity: issuing baskets, their rewards, each run's final balance.
+
+    With ``total`` the balance after each basket (before conversions) and ``k = total //
+    threshold`` the rewards issued so far in the run, a basket issues ``k - k[previous]``
+    (its ``before // threshold``, the balance before it being the previous ``total``).
+    """
+    total = _k.segment_cumsum(credit, run_start)  # balance after each basket
+    balance = total[run_last] % threshold_at(run_last)
+    k = np.floor_divide(total, threshold_at(None), out=total)
+    issuing, rewards = [], []
+    for part in _k.blocks(len(k)):  # the nonzero k - k[previous], block by block
+        issued = k[part].copy()
+        issued[1:] -= k[part.start : part.stop - 1]
+        if part.start:
+            issued[0] -= k[part.start - 1]
+        restart = run_start[part]
+        issued[restart] = k[part][restart]
+        at = np.flatnonzero(issued)
+        issuing.append(at + part.start)
+        rewards.append(issued[at])
+    if not issuing:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64), balance
+    return np.concatenate(issuing), np.concatenate(rewards), balance
+
+
+def _conversions_by_year(
+    credit: np.ndarray,
+    run_start: np.ndarray,
+    run_first: np.ndarray,
+    run_last: np.ndarray,
+    day: np.ndarray,
+    year: np.ndarray,
+    y0: int,
+    e_day: int,
+    lapse_day: np.ndarray,
+    validity: int,
+    threshold_at: Any,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """R7 + R8 with fixed validity: balances carried year by year, 31 December expiries."""
+    n, n_runs = len(credit), len(run_first)
     y1 = int((_EPOCH + e_day).astype("datetime64[Y]").astype(np.int64)) + 1970
     n_years = y1 - y0 + 1
-    n_periods = n_years if validity is not None else 1
+    run = np.cumsum(run_start) - 1
     balance = np.zeros(n_runs, dtype=np.int64)
     rewards = np.zeros(n, dtype=np.int64)
     credit_by_year = np.zeros((n_runs, n_years), dtype=np.int64)
-    if validity is not None and n:
+    if n:
         credit_by_year = (
             np.bincount(run * n_years + (year - y0), weights=credit, minlength=n_runs * n_years)
             .round()
@@ -467,20 +715,18 @@ def _member_events(
     expiry_day: list[np.ndarray] = []
     expiry_run: list[np.ndarray] = []
     expiry_points: list[np.ndarray] = []
-    for p in range(n_periods):
-        idx = np.flatnonzero(year == y0 + p) if n_periods > 1 else position
+    for p in range(n_years):
+        idx = np.flatnonzero(year == y0 + p)
         if len(idx):
             r = run[idx]
             starts = np.ones(len(idx), dtype=bool)
             starts[1:] = r[1:] != r[:-1]
-            total = balance[r] + _segment_cumsum(credit[idx], starts)
+            total = balance[r] + _k.segment_cumsum(credit[idx], starts)
             before = total - credit[idx]
-            t = threshold[idx]
+            t = threshold_at(idx)
             rewards[idx] = total // t - before // t
             ends = np.append(starts[1:], True)
             balance[r[ends]] = (total % t)[ends]
-        if validity is None:
-            continue
         dec31 = _day(dt.date(y0 + p, 12, 31))
         if dec31 > e_day or not n_runs:
             continue
@@ -492,64 +738,102 @@ def _member_events(
         expiry_day.append(np.full(len(hit), dec31, dtype=np.int64))
         expiry_run.append(hit)
         expiry_points.append(expired[hit])
-    lapsed = lapse_day <= e_day
-    lapse_points = np.where(lapsed, balance, 0)
-    validity_events = (
+    events = (
         np.concatenate(expiry_day) if expiry_day else np.zeros(0, dtype=np.int64),
         np.concatenate(expiry_run) if expiry_run else np.zeros(0, dtype=np.int64),
         np.concatenate(expiry_points) if expiry_points else np.zeros(0, dtype=np.int64),
     )
+    return rewards, balance, events
 
-    # R9 redemption at the next basket within the validity
-    valid_days = programme.redemption.validity_days
-    redemption_rate = programme.redemption.rate
-    next_day = np.append(day[1:], never)
-    has_next = ~last & (next_day <= day + valid_days)
-    issuing = rewards > 0
-    if sample:
-        draws = np.zeros(n, dtype=np.int64)
-        draws[issuing] = rng.binomial(rewards[issuing], redemption_rate)
-        redeemed = np.where(has_next, draws, 0).astype(float)
-    else:
-        redeemed = np.where(has_next, rewards * redemption_rate, 0.0)
-    expired_rewards = rewards - redeemed
-    resolve_day = np.where(has_next, next_day, day + valid_days)
 
-    # R10 discounts
-    rate = np.full(n, programme.discount_rate)
-    if progressive is not None:
-        jan1 = (year - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
-        lo_year = np.searchsorted(key, c * _BIG + jan1, side="left")
-        steps = np.array([round(s.from_spend * 100) for s in progressive.scale], dtype=np.int64)
-        step_rates = np.array([s.rate for s in progressive.scale])
-        rate = rate + step_rates[_tier_of(steps, cc0[:-1] - cc0[lo_year])]
+def _discounts(
+    programme: Programme,
+    tier: np.ndarray,
+    cents: np.ndarray,
+    first: np.ndarray,
+    year: np.ndarray | None,
+) -> np.ndarray | None:
+    """R10: ``cents / 100 * rate`` per basket (float64), None when every rate is 0.
+
+    ``rate = discount card + progressive step + tier discount``, added in that order.
+    """
+    tiers = programme.tiers
+    tier_discount = np.array([t.benefit.discount_rate if t.benefit else 0.0 for t in tiers])
+    progressive = programme.progressive
+    if progressive is None:
+        by_tier = np.full(max(len(tiers), 1), float(programme.discount_rate))
+        if tiers:
+            by_tier = by_tier + tier_discount
+        if not by_tier.any():
+            return None
+        discount = cents / 100
+        discount *= by_tier[0] if len(by_tier) == 1 else np.take(by_tier, tier)
+        return discount
+    # progressive step from the spend of the member's earlier baskets of the same year
+    new_year = first.copy()
+    new_year[1:] |= year[1:] != year[:-1]
+    spend = _k.segment_cumsum(cents, new_year)
+    spend -= cents
+    steps = np.array([round(s.from_spend * 100) for s in progressive.scale], dtype=np.int64)
+    step_rates = np.array([s.rate for s in progressive.scale])
+    rate = np.full(len(cents), float(programme.discount_rate))
+    rate += step_rates[_tier_of(steps, spend)]
     if tiers:
-        tier_discount = np.array([t.benefit.discount_rate if t.benefit else 0.0 for t in tiers])
-        rate = rate + tier_discount[tier]
-    discount = cents / 100 * rate
+        rate += np.take(tier_discount, tier)
+    rate *= cents / 100
+    return rate
 
-    # Tier of every member on every snapshot day (R11)
-    enrol_day = day[first]
+
+def _snapshot_tiers(
+    c: np.ndarray,
+    month: np.ndarray,
+    day: np.ndarray,
+    cents: np.ndarray,
+    starts: np.ndarray,
+    thresholds: np.ndarray,
+    months: Any,
+) -> dict[str, np.ndarray]:
+    """Tiers on the snapshot days (R11) from the spend over (snapshot - 365, snapshot].
+
+    A basket of month ``a`` counts on the snapshots ``a <= s < b``, ``b`` the first snapshot
+    with ``snapshot - 365 >= day`` (a look-up table over the window's days): a bincount of
+    +cents at (a, member) and of -cents at (b, member), then a cumulative sum down the
+    months gives each member's spend on each snapshot day (whole cents: exact in float64).
+    Members are taken in blocks of about a million baskets, so the (months x members)
+    spend never exists whole; each block leaves only what the ledger and the customers
+    need. Returns ``at_least`` (members whose spend reaches each threshold, thresholds x
+    months), ``tier_end`` (tier on the last snapshot) and ``top`` (highest snapshot tier).
+    """
     snapshots = months["snapshot"]
-    enrolled_by = enrol_day[:, None] <= snapshots[None, :]
-    snapshot_tier = np.zeros((m, len(snapshots)), dtype=np.int64)
-    if tiers and m:
-        base = np.arange(m, dtype=np.int64)[:, None] * _BIG
-        hi = np.searchsorted(key, base + snapshots[None, :], side="right")
-        lo = np.searchsorted(key, base + snapshots[None, :] - 365, side="right")
-        snapshot_tier = _tier_of(thresholds, cc0[hi] - cc0[lo])
-
-    return {
-        "n": n, "m": m, "c": c, "day": day, "cents": cents, "first": first, "tier": tier,
-        "earned": earned, "welcome": welcome, "credit": credit, "rewards": rewards,
-        "threshold": threshold, "redeemed": redeemed, "expired_rewards": expired_rewards,
-        "resolve_day": resolve_day, "discount": discount, "enrol_day": enrol_day,
-        "run_member": run_member, "lapse_day": lapse_day, "lapse_points": lapse_points,
-        "validity_events": validity_events, "cost_m": cost_m, "perceived_m": perceived_m,
-        "per_point_m": per_point_m, "enrolled_by": enrolled_by,
-        "snapshot_tier": snapshot_tier, "valid_days": valid_days, "e_day": e_day,
-        "months": months, "sampled": sample,
-    }  # fmt: skip
+    n_snap, m, n = len(snapshots), len(starts), len(c)
+    window_days = np.arange(months["first"][0], snapshots[-1] + 1)
+    drop = np.searchsorted(snapshots - 365, window_days, side="left")  # n_snap: never
+    at_least = np.zeros((len(thresholds), n_snap), dtype=np.int64)
+    tier_end = np.zeros(m, dtype=np.int8)
+    top = np.zeros(m, dtype=np.int8)
+    edges = np.unique(np.append(np.searchsorted(starts, np.arange(0, n, 1 << 20)), m))
+    for m0, m1 in itertools.pairwise(edges):  # blocks of members
+        b0 = starts[m0]
+        b1 = starts[m1] if m1 < m else n
+        members = m1 - m0
+        size = (n_snap + 1) * members  # row n_snap: baskets that never drop out
+        weights = cents[b0:b1].astype(float)
+        member = c[b0:b1] - m0
+        cell = month[b0:b1] * members
+        cell += member
+        grid = np.bincount(cell, weights=weights, minlength=size)
+        np.take(drop, np.subtract(day[b0:b1], months["first"][0], dtype=np.int32), out=cell)
+        cell *= members
+        cell += member
+        grid -= np.bincount(cell, weights=weights, minlength=size)
+        del cell, weights, member
+        spend = grid.reshape(n_snap + 1, members)[:n_snap]
+        np.cumsum(spend, axis=0, out=spend)
+        for i, threshold in enumerate(thresholds):  # a handful of tiers
+            at_least[i] += (spend >= threshold).sum(axis=1)
+        tier_end[m0:m1] = _k.tier_of_sorted(thresholds, spend[-1])
+        top[m0:m1] = _k.tier_of_sorted(thresholds, spend.max(axis=0))
+    return {"at_least": at_least, "tier_end": tier_end, "top": top}
 
 
 def _tier_of(thresholds: np.ndarray, spend: np.ndarray) -> np.ndarray:
@@ -565,11 +849,18 @@ def _ledger(
 ) -> pd.DataFrame:
     n_months = len(months["first"])
     e_day = parts["e_day"]
-    c, day = parts["c"], parts["day"]
+    c, month = parts["c"], parts["month"]
+    issuing = parts["issuing"]
+    issue_month = month[issuing]
+
+    def per_month(index: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Sum ``weights`` (float) or count by ledger row."""
+        counts = np.bincount(index, weights=weights, minlength=n_months)
+        return counts if weights is None else counts.astype(float)
 
     located: dict[int, tuple[np.ndarray | None, np.ndarray]] = {}
 
-    def by_month(days: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    def by_day(days: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Sum ``weights`` (or count) by the month of ``days``; days after ``end`` drop out."""
         if id(days) not in located:  # each array of days is located once
             inside = None if (len(days) == 0 or days.max() <= e_day) else days <= e_day
@@ -579,17 +870,20 @@ def _ledger(
         w = None if weights is None else np.asarray(weights, dtype=float)
         if w is not None and inside is not None:
             w = w[inside]
-        counts = np.bincount(index, weights=w, minlength=n_months)
-        return counts if w is None else counts.astype(float)  # money stays float when empty
+        return per_month(index, w)
 
-    month = _month_index(day, months)
-    cost_b = parts["cost_m"][c]
-    rewards = parts["rewards"]
-    new_members = by_month(parts["enrol_day"])
+    starts = parts["starts"]
+    new_members = per_month(month[starts])
     members = np.cumsum(new_members)
-    new_visit = np.ones(len(day), dtype=bool)
-    new_visit[1:] = (c[1:] != c[:-1]) | (month[1:] != month[:-1])
-    expiry_day = day + parts["valid_days"]
+    new_visit = np.ones(len(month), dtype=bool)
+    np.not_equal(c[1:], c[:-1], out=new_visit[1:])
+    new_visit[1:] |= month[1:] != month[:-1]
+    active_members = per_month(month[new_visit])
+    del new_visit
+    rewards = parts["rewards"]  # issuing baskets only
+    converted = rewards * parts["threshold_at"](issuing)
+    cost_i = parts["cost_m"][c[issuing]]
+    expiry_day = parts["issue_day"] + parts["valid_days"]
     resolve_day = parts["resolve_day"]
     v_day, v_run, v_points = parts["validity_events"]
     run_member = parts["run_member"]
@@ -599,29 +893,48 @@ def _ledger(
     lapse_member = run_member[lapsed]
     v_member = run_member[v_run]
 
+    n = parts["n"]
+    credit = parts["credit"]
+
+    def dense_sum(weights: Any) -> np.ndarray:
+        """Sum of ``weights(part)`` (float) over all baskets by ledger row, blockwise."""
+        return _k.sum_by(np.zeros(n_months), n, lambda part: month[part], weights)
+
+    # Points credited (welcome bonus included): whole numbers, exact in float64 sums.
+    credited = dense_sum(lambda part: credit[part].astype(float))
+    welcome = per_month(month[starts]) * float(parts["welcome_bonus"])
     # Outstanding points and pending rewards: every change dated, summed up to each snapshot.
-    delta_points = parts["credit"] - rewards * parts["threshold"]
-    per_point = parts["per_point_m"]
     outstanding = np.cumsum(
-        by_month(day, delta_points) - by_month(v_day, v_points) - by_month(lapse_day, lapse_points)
-    )
+        credited - per_month(issue_month, converted)
+        - by_day(v_day, v_points) - by_day(lapse_day, lapse_points)
+    )  # fmt: skip
+    # Their value: the change of balance of each basket at its member's cost per point.
+    per_point = parts["per_point_m"]
+    uniform = len(per_point) and (per_point == per_point[0]).all()
+
+    def change_value(part: slice) -> np.ndarray:
+        change = credit[part].astype(float)
+        i0, i1 = np.searchsorted(issuing, (part.start, part.stop))
+        change[issuing[i0:i1] - part.start] -= converted[i0:i1]
+        change *= per_point[0] if uniform else per_point[c[part]]
+        return change
+
     points_value = np.cumsum(
-        by_month(day, delta_points * per_point[c])
-        - by_month(v_day, v_points * per_point[v_member])
-        - by_month(lapse_day, lapse_points * per_point[lapse_member])
+        dense_sum(change_value)
+        - by_day(v_day, v_points * per_point[v_member])
+        - by_day(lapse_day, lapse_points * per_point[lapse_member])
     )
-    pending = np.cumsum(by_month(day, rewards) - by_month(resolve_day, rewards))
+    pending = np.cumsum(per_month(issue_month, rewards) - by_day(resolve_day, rewards))
     pending_value = np.cumsum(
-        by_month(day, rewards * cost_b) - by_month(resolve_day, rewards * cost_b)
+        per_month(issue_month, rewards * cost_i) - by_day(resolve_day, rewards * cost_i)
     )
     redemption_rate = programme.redemption.rate
 
     tiers = programme.tiers
-    snapshot_tier = parts["snapshot_tier"]
-    enrolled_by = parts["enrolled_by"]
     tier_counts = np.zeros((len(tiers), n_months))
-    for i in range(len(tiers)):  # a handful of tiers
-        tier_counts[i] = ((snapshot_tier == i) & enrolled_by).sum(axis=0)
+    if tiers:
+        snapshot = parts["snapshot"]
+        tier_counts = _tier_counts(snapshot["at_least"], parts["thresholds"], parts["m"], members)
     tier_cost = np.array([t.benefit.cost_per_member_year if t.benefit else 0.0 for t in tiers])
     tier_benefit_cost = (tier_cost[:, None] * tier_counts).sum(axis=0) / 12 if tiers else 0.0
     economics = programme.economics
@@ -637,31 +950,34 @@ def _ledger(
             programme.referral.rate_per_member_year / 12 * members * bonus * point_value
             * redemption_rate
         )  # fmt: skip
-
+    discount = parts["discount"]
+    cents = parts["cents"]
     ledger = pd.DataFrame(
         {
             "month": months["month"].astype("datetime64[ns]"),
             "snapshot": (_EPOCH + months["snapshot"]).astype("datetime64[ns]"),
             "revenue": revenue,
-            "members_revenue": by_month(day, parts["cents"] / 100),
+            "members_revenue": dense_sum(lambda part: cents[part] / 100),
             "new_members": new_members.astype(np.int64),
             "members": members.astype(np.int64),
-            "active_members": by_month(day[new_visit]).astype(np.int64),
-            "points_earned": by_month(day, parts["earned"]).round().astype(np.int64),
-            "welcome_points": by_month(day, parts["welcome"]).round().astype(np.int64),
-            "points_expired_inactivity": by_month(lapse_day, lapse_points).round().astype(np.int64),
-            "points_expired_validity": by_month(v_day, v_points).round().astype(np.int64),
-            "points_converted": by_month(day, rewards * parts["threshold"])
-            .round()
-            .astype(np.int64),
-            "rewards_issued": by_month(day, rewards).round().astype(np.int64),
-            "rewards_issued_cost": by_month(day, rewards * cost_b),
-            "rewards_issued_perceived": by_month(day, rewards * parts["perceived_m"][c]),
-            "rewards_redeemed": by_month(resolve_day, parts["redeemed"]),
-            "redemption_cost": by_month(resolve_day, parts["redeemed"] * cost_b),
-            "rewards_expired": by_month(expiry_day, parts["expired_rewards"]),
-            "breakage": by_month(expiry_day, parts["expired_rewards"] * cost_b),
-            "discount_cost": by_month(day, parts["discount"]),
+            "active_members": active_members.astype(np.int64),
+            "points_earned": (credited - welcome).round().astype(np.int64),
+            "welcome_points": welcome.round().astype(np.int64),
+            "points_expired_inactivity": by_day(lapse_day, lapse_points).round().astype(np.int64),
+            "points_expired_validity": by_day(v_day, v_points).round().astype(np.int64),
+            "points_converted": per_month(issue_month, converted).round().astype(np.int64),
+            "rewards_issued": per_month(issue_month, rewards).round().astype(np.int64),
+            "rewards_issued_cost": per_month(issue_month, rewards * cost_i),
+            "rewards_issued_perceived": per_month(
+                issue_month, rewards * parts["perceived_m"][c[issuing]]
+            ),
+            "rewards_redeemed": by_day(resolve_day, parts["redeemed"]),
+            "redemption_cost": by_day(resolve_day, parts["redeemed"] * cost_i),
+            "rewards_expired": by_day(expiry_day, parts["expired_rewards"]),
+            "breakage": by_day(expiry_day, parts["expired_rewards"] * cost_i),
+            "discount_cost": (
+                np.zeros(n_months) if discount is None else dense_sum(discount.__getitem__)
+            ),
             "tier_benefit_cost": tier_benefit_cost + np.zeros(n_months),
             "running_cost": running_cost,
             "referral_cost": referral_cost,
@@ -682,54 +998,90 @@ def _ledger(
     return ledger
 
 
+def _tier_counts(
+    at_least: np.ndarray, thresholds: np.ndarray, m: int, members: np.ndarray
+) -> np.ndarray:
+    """Members in each tier on each snapshot day (float, tiers x months).
+
+    Tiers rise with the spend: the members at tier >= i (i >= 1) are those whose spend
+    reaches threshold i. Members not yet enrolled have no spend: they are taken out of the
+    tier of a zero spend.
+    """
+    at_or_above = at_least.astype(float)
+    at_or_above[0] = m  # every member has a tier
+    counts = at_or_above.copy()
+    counts[:-1] -= at_or_above[1:]
+    counts[_tier_of(thresholds, np.zeros(1))[0]] -= m - members
+    return counts
+
+
 def _customers(
     programme: Programme, parts: dict[str, Any], ids: np.ndarray, member_choice: np.ndarray
 ) -> pd.DataFrame:
     m = parts["m"]
     c, day = parts["c"], parts["day"]
     e_day = parts["e_day"]
+    starts = parts["starts"]
+    issuing = parts["issuing"]
 
-    def per_member(values: np.ndarray, members: np.ndarray = c) -> np.ndarray:
+    def per_member(values: np.ndarray, members: np.ndarray) -> np.ndarray:
         return np.bincount(members, weights=np.asarray(values, dtype=float), minlength=m)
 
+    def segment_sum(values: np.ndarray) -> np.ndarray:
+        """Exact int64 sums over each member's baskets."""
+        return np.add.reduceat(values, starts, dtype=np.int64) if m else np.zeros(0, np.int64)
+
     rewards = parts["rewards"]
-    first_reward = np.full(m, np.iinfo(np.int64).max)
-    issuing = rewards > 0
-    np.minimum.at(first_reward, c[issuing], day[issuing])
-    has_reward = first_reward != np.iinfo(np.int64).max
-    first_advantage = np.full(m, np.iinfo(np.int64).max)
-    advantaged = issuing | ((parts["discount"] > 0) & (parts["cents"] > 0))
-    np.minimum.at(first_advantage, c[advantaged], day[advantaged])
-    has_advantage = first_advantage != np.iinfo(np.int64).max
+    c_issuing = c[issuing]
+    never = np.iinfo(np.int64).max
+    first_reward = np.full(m, never)  # days rise within a member: its first issuing basket
+    head = np.ones(len(issuing), dtype=bool)
+    np.not_equal(c_issuing[1:], c_issuing[:-1], out=head[1:])
+    first_reward[c_issuing[head]] = parts["issue_day"][head]
+    has_reward = first_reward != never
+    first_advantage = first_reward.copy()
+    discount = parts["discount"]
+    if discount is not None:
+        advantaged = discount > 0
+        advantaged &= parts["cents"] > 0
+        at = np.flatnonzero(advantaged)
+        del advantaged
+        c_at = c[at]
+        head = np.ones(len(at), dtype=bool)
+        np.not_equal(c_at[1:], c_at[:-1], out=head[1:])
+        np.minimum.at(first_advantage, c_at[head], day[at[head]])
+    has_advantage = first_advantage != never
     _, v_run, v_points = parts["validity_events"]
     lapsed = parts["lapse_day"] <= e_day
     run_member = parts["run_member"]
     expired = per_member(v_points, run_member[v_run]) + per_member(
         parts["lapse_points"][lapsed], run_member[lapsed]
     )
-    delta = parts["credit"] - rewards * parts["threshold"]
-    balance_end = per_member(delta) - expired
-    enrol = parts["enrol_day"]
+    converted = rewards * parts["threshold_at"](issuing)
+    points_earned = segment_sum(parts["credit"])
+    balance_end = points_earned - per_member(converted, c_issuing) - expired
+    enrol = day[starts].astype(np.int64)
     tiers = programme.tiers
     names = np.array([t.name for t in tiers] or [""], dtype=object)
     if tiers:
-        tier_end = names[parts["snapshot_tier"][:, -1]]
-        top = parts["snapshot_tier"].max(axis=1, initial=0)
-        np.maximum.at(top, c, parts["tier"])
+        tier_end = names[parts["snapshot"]["tier_end"]]
+        top = parts["snapshot"]["top"].copy()
+        if m:
+            np.maximum(top, np.maximum.reduceat(parts["tier"], starts), out=top)
         top_tier = names[top]
     else:
         tier_end = top_tier = np.full(m, "", dtype=object)
     frame = pd.DataFrame(
         {
-            "customer_id": ids.astype(str),
+            "customer_id": ids,
             "enrolled": (_EPOCH + enrol).astype("datetime64[ns]"),
             "reward": member_choice.astype(np.int64),
-            "baskets": np.bincount(c, minlength=m).astype(np.int64),
-            "spend": per_member(parts["cents"]) / 100,
-            "points_earned": per_member(parts["credit"]).round().astype(np.int64),
+            "baskets": np.diff(np.append(starts, len(c))).astype(np.int64),
+            "spend": segment_sum(parts["cents"]) / 100,
+            "points_earned": points_earned,
             "points_expired": expired.round().astype(np.int64),
-            "rewards_issued": per_member(rewards).round().astype(np.int64),
-            "rewards_redeemed": _counts(per_member(parts["redeemed"]), parts["sampled"]),
+            "rewards_issued": per_member(rewards, c_issuing).round().astype(np.int64),
+            "rewards_redeemed": _counts(per_member(parts["redeemed"], c_issuing), parts["sampled"]),
             "first_reward_date": _dates_or_nat(first_reward, has_reward),
             "days_to_first_reward": np.where(has_reward, first_reward - enrol, np.nan),
             "first_advantage_date": _dates_or_nat(first_advantage, has_advantage),
@@ -739,7 +1091,7 @@ def _customers(
             "balance_end": balance_end.round().astype(np.int64),
         }
     )
-    return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return frame  # members are numbered in customer_id (text) order: already sorted
 
 
 def _counts(values: np.ndarray, whole: bool) -> np.ndarray:

@@ -1,0 +1,201 @@
+"""Array kernels of :mod:`loyalty_pilot.simulator.replay`: ordering and segmented sums.
+
+Every function works on whole arrays (no Python loop per basket or per member) and keeps
+its temporaries small: int32 where the values fit, in-place operations, and ``del`` of
+large intermediates as soon as they are used, so that the replay's peak memory stays a
+small multiple of its input columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+BLOCK = 1 << 20  # elements per block of a blockwise loop (8 MB of float64)
+
+
+def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
+    """Consecutive slices covering ``range(n)``.
+
+    Elementwise work done block by block keeps its temporaries small: they are reused by
+    the allocator instead of being fresh pages (a fresh array of n elements costs page
+    faults worth several passes over it).
+    """
+    for at in range(0, n, size):
+        yield slice(at, min(at + size, n))
+
+
+def sum_by(
+    out: np.ndarray,
+    n: int,
+    index: Callable[[slice], np.ndarray],
+    weights: Callable[[slice], np.ndarray],
+) -> np.ndarray:
+    """``out += bincount(index, weights)`` over n elements, block by block, in order.
+
+    ``np.add.at`` adds in element order like ``bincount``, so the sums are the same to
+    the last bit, without n-sized index or weight arrays.
+    """
+    for part in blocks(n):
+        np.add.at(out, index(part), weights(part))
+    return out
+
+
+def bits(value: int) -> int:
+    """Number of bits holding the non-negative integer ``value`` (0 for 0)."""
+    return max(int(value), 0).bit_length()
+
+
+def index_dtype(n: int) -> type[np.signedinteger]:
+    """The smallest of int32 / int64 that indexes ``n`` elements."""
+    return np.int32 if n < (1 << 31) else np.int64
+
+
+def segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Cumulative sums (int64) restarting at every True of ``starts`` (``starts[0]`` True).
+
+    One array: each segment's first value is lowered by the total of the segment before
+    it, so a single running sum restarts at every segment.
+    """
+    out = values.astype(np.int64)
+    begin = np.flatnonzero(starts)
+    if len(begin) > 1:
+        totals = np.add.reduceat(out, begin)
+        out[begin[1:]] -= totals[:-1]
+    np.cumsum(out, out=out)
+    return out
+
+
+def tier_of_sorted(thresholds: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """``max(searchsorted(thresholds, spend, 'right') - 1, 0)`` as int8, for sorted thresholds.
+
+    With non-decreasing thresholds that index is the number of thresholds after the first
+    one that are <= spend: a few comparisons instead of a binary search per element.
+    """
+    tier = np.zeros(spend.shape, dtype=np.int8)
+    for threshold in thresholds[1:]:  # a handful of tiers
+        tier += spend >= threshold
+    return tier
+
+
+def member_time_order(
+    member: np.ndarray,
+    tsday: np.ndarray,
+    timestamps: Callable[[np.ndarray], np.ndarray],
+    per_day: int,
+    per_second: int,
+    basket_id: pd.Series,
+    rows: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order baskets by (member, timestamp, basket_id as text).
+
+    ``member`` (member rank >= 0) and ``tsday`` (day of the timestamp) are int arrays;
+    ``timestamps(positions)`` returns the int64 timestamps (``per_day`` units a day,
+    ``per_second`` a second) of the given positions, ``rows(positions)`` their rows in
+    ``basket_id``. Returns ``order`` (positions in order), ``member[order]`` and
+    ``tsday[order]``.
+
+    The bulk is one in-place ``sort`` of an int64 key packing (member, day, position) when
+    it fits in 63 bits (much faster than ``argsort`` and the key carries the sorted
+    member and day); baskets of the same member and day are then put in timestamp order,
+    and equal timestamps in basket_id order, on that (small) subset only.
+    """
+    n = len(member)
+    idx_t = index_dtype(n)
+    if n == 0:
+        return np.zeros(0, dtype=idx_t), member, tsday
+    d0 = int(tsday.min())
+    width_d, width_i = bits(int(tsday.max()) - d0), bits(n - 1)
+    if _ordered(member, tsday):
+        order = np.arange(n, dtype=idx_t)
+        c, d = member, tsday
+    elif bits(int(member.max())) + width_d + width_i <= 63:
+        key = member.astype(np.int64)
+        key <<= width_d
+        key += tsday
+        key -= d0
+        key <<= width_i
+        for part in blocks(n):  # positions in the low bits
+            key[part] |= np.arange(part.start, part.stop, dtype=np.int64)
+        key.sort()
+        order = np.empty(n, dtype=idx_t)
+        d = np.empty(n, dtype=np.int32)
+        c = np.empty(n, dtype=member.dtype)
+        for part in blocks(n):
+            k = key[part]
+            np.bitwise_and(k, (1 << width_i) - 1, out=order[part], casting="unsafe")
+            k >>= width_i
+            np.bitwise_and(k, (1 << width_d) - 1, out=d[part], casting="unsafe")
+            d[part] += d0
+            k >>= width_d
+            c[part] = k
+        del key
+    else:  # too wide for one key: sort by (member, day, position)
+        order = np.lexsort((tsday, member)).astype(idx_t)
+        c, d = member[order], tsday[order]
+    _order_within_days(order, c, d, timestamps, per_day, per_second, basket_id, rows)
+    return order, c, d
+
+
+def _ordered(member: np.ndarray, tsday: np.ndarray) -> bool:
+    """Whether (member, day) is already non-decreasing (e.g. read with ORDER BY)."""
+    if len(member) < 2:
+        return True
+    step = member[1:] >= member[:-1]
+    if not step.all():
+        return False
+    same = member[1:] == member[:-1]
+    return bool((tsday[1:][same] >= tsday[:-1][same]).all())
+
+
+def _order_within_days(
+    order: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+    timestamps: Callable[[np.ndarray], np.ndarray],
+    per_day: int,
+    per_second: int,
+    basket_id: pd.Series,
+    rows: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    """Reorder ``order`` in place within runs of equal (member, day): timestamp, basket_id."""
+    n = len(order)
+    dup = c[1:] == c[:-1]
+    dup &= d[1:] == d[:-1]
+    if not dup.any():
+        return
+    in_group = np.zeros(n, dtype=bool)
+    in_group[1:] = dup
+    in_group[:-1] |= dup
+    idx = np.flatnonzero(in_group)
+    del in_group
+    group_start = np.ones(len(idx), dtype=bool)
+    group_start[1:] = ~dup[idx[1:] - 1]
+    del dup
+    group = np.cumsum(group_start) - 1
+    sub = order[idx]
+    ts = timestamps(sub)
+    time_of_day = ts - d[idx].astype(np.int64) * per_day  # in [0, per_day)
+    width = bits(per_day - 1)
+    if per_second > 1 and not (time_of_day % per_second).any():
+        time_of_day //= per_second
+        width = bits(per_day // per_second - 1)
+    if bits(int(group[-1])) + width <= 63:
+        perm = np.argsort((group << width) | time_of_day, kind="stable")
+    else:
+        perm = np.lexsort((ts, group))
+    sub, ts = sub[perm], ts[perm]
+    # equal timestamps of one member: basket_id as text
+    tie = np.zeros(len(sub), dtype=bool)
+    tie[1:] = (group[1:] == group[:-1]) & (ts[1:] == ts[:-1])
+    if tie.any():
+        in_tie = tie.copy()
+        in_tie[:-1] |= tie[1:]
+        at = np.flatnonzero(in_tie)
+        tie_group = np.cumsum(~tie)[at]
+        ids = basket_id.iloc[rows(sub[at])].astype(str).to_numpy()
+        _, id_rank = np.unique(ids, return_inverse=True)
+        sub[at] = sub[at][np.lexsort((id_rank, tie_group))]
+    order[idx] = sub
