@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .panel import PanelData
-from .results import OK, Comparison, degenerate, relative_from_absolute
+from .results import OK, Comparison, degenerate, from_absolute
 from .smallsample import ClusteredOLS, fit_clustered, wild_bootstrap
 
 INFERENCES = ("cr2", "cr1", "wild")
@@ -392,21 +392,7 @@ def _comparison(
     p_value: float,
     extras: dict[str, Any],
 ) -> Comparison:
-    mean = data.treated_post_mean()
-    return Comparison(
-        arm,
-        baseline,
-        metric,
-        method,
-        float(estimate),
-        float(ci_low),
-        float(ci_high),
-        relative_from_absolute(estimate, mean),
-        relative_from_absolute(ci_low, mean),
-        relative_from_absolute(ci_high, mean),
-        float(p_value),
-        int(data.y.shape[0]),
-        status=OK,
-        alpha=alpha,
-        extras=extras,
-    )
+    return from_absolute(
+        arm, baseline, metric, method, estimate, ci_low, ci_high, p_value,
+        data.y.shape[0], data.treated_post_mean(), alpha=alpha, extras=extras,
+    )  # fmt: skip

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_pilot.experiments.panel import PanelData
-from loyalty_pilot.experiments.results import Comparison, degenerate, relative_from_absolute
+from loyalty_pilot.experiments.results import Comparison, degenerate, from_absolute
 
 METHOD = "randomization"
 DESIGNS = ("complete", "stratified", "paired")
@@ -135,23 +135,10 @@ def randomization_inference(
             f"{q:g}": float(v) for q, v in zip(probs, np.quantile(null, probs), strict=True)
         },
     )
-    treated_post = data.treated_post_mean()
-    return Comparison(
-        arm,
-        baseline,
-        metric,
-        METHOD,
-        estimate,
-        ci_low,
-        ci_high,
-        relative_from_absolute(estimate, treated_post),
-        relative_from_absolute(ci_low, treated_post),
-        relative_from_absolute(ci_high, treated_post),
-        p_value,
-        n_units,
-        alpha=alpha,
-        extras=info,
-    )
+    return from_absolute(
+        arm, baseline, metric, METHOD, estimate, ci_low, ci_high, p_value, n_units,
+        data.treated_post_mean(), alpha=alpha, extras=info,
+    )  # fmt: skip
 
 
 def _p_value(a: np.ndarray, b: np.ndarray, t: float, b0: float, tau0: float) -> float:

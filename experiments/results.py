@@ -93,6 +93,42 @@ def relative_from_absolute(value: float, treated_post_mean: float) -> float:
     return value / denominator
 
 
+def from_absolute(
+    arm: str,
+    baseline: str,
+    metric: str,
+    method: str,
+    estimate: float,
+    ci_low: float,
+    ci_high: float,
+    p_value: float,
+    n_units: int,
+    treated_post_mean: float,
+    *,
+    alpha: float = 0.05,
+    extras: dict[str, Any] | None = None,
+) -> Comparison:
+    """An estimated Comparison: the relative figures follow from the absolute ones
+    through :func:`relative_from_absolute` on the treated units' test-period mean."""
+    return Comparison(
+        arm,
+        baseline,
+        metric,
+        method,
+        float(estimate),
+        float(ci_low),
+        float(ci_high),
+        relative_from_absolute(estimate, treated_post_mean),
+        relative_from_absolute(ci_low, treated_post_mean),
+        relative_from_absolute(ci_high, treated_post_mean),
+        float(p_value),
+        int(n_units),
+        status=OK,
+        alpha=alpha,
+        extras=dict(extras or {}),
+    )
+
+
 def degenerate(
     arm: str,
     baseline: str,
