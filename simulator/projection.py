@@ -28,16 +28,43 @@ against an exact re-replay at the mean response. Per euro: ``c_b = sum dCb / sum
 ``c_v = sum dCv / sum Rm``. Anonymous baskets earn nothing and do not respond.
 
 Retention. A survival curve ``S(t)`` (t in weeks since ``start``) of the chain's
-customers: the BG/NBD fitted on the whole history, ``S(t) = E[exp(-lambda p t)] =
-2F1(r, a; a + b; -t / alpha)``, or, when its dropout part is not identifiable, the
-empirical retention curve (:func:`~loyalty_pilot.simulator.retention.empirical_retention`,
-log-linear between months). A churn reduction ``c`` multiplies every customer's hazard
-by ``1 - c``; with constant individual hazards the cohort then survives as
-``S((1 - c) t)`` (exact for the BG/NBD and for a mixture of exponential lifetimes), so
-the members alive in month ``k`` grow by ``S((1 - c) t_k) / S(t_k)`` (``t_k`` the middle
-of the month). The curve is the population's from ``start``, not conditioned on each
-member's history (an approximation: it slightly overstates the churn of established
-customers).
+customers, fitted on the whole history (identified purchase occasions, weekly unit):
+two models of the same four-parameter size on the same ``(x, t_x, T)`` summary, and the
+one with the higher log-likelihood is kept (:func:`fit_retention`):
+
+* the BG/NBD, dropout *per purchase* (``p ~ Beta(a, b)``), ``S(t) = E[exp(-lambda p
+  t)] = 2F1(r, a; a + b; -t / alpha)``;
+* the Pareto/NBD, dropout *in calendar time* (hazard ``mu ~ Gamma(s, beta)``,
+  independent of the purchase rate), ``S(t) = (beta / (beta + t))^s``.
+
+The choice matters. When customers drop out in calendar time, the BG/NBD can only
+reproduce the silent customers through a very skewed ``Beta(a, b)`` (most ``p`` near 0,
+a few large) tied to the purchase rate: its survival falls early and then flattens, the
+survivors look nearly immortal and a churn reduction is worth too little. On the
+synthetic chain (``mu ~ Gamma(3, scale 0.0025)``, true ``S(52 weeks) = 0.69``) the
+BG/NBD gives ``S(52) = 0.77``, and a 40 % churn reduction is projected at +4.8 % of
+members' revenue over a year where the chain realises +7.4 % (mean of 10 seeds); the
+Pareto/NBD, which wins there by about 40 log-likelihood points, is within 0.02 of the
+true curve and projects +7.4 %. If neither model's dropout part is identifiable, the
+empirical retention curve
+(:func:`~loyalty_pilot.simulator.retention.empirical_retention`, log-linear between
+months) is used.
+
+A churn reduction ``c`` multiplies every customer's hazard by ``1 - c``; with constant
+individual hazards the cohort then survives as ``S((1 - c) t)`` (exact for the BG/NBD,
+the Pareto/NBD and any mixture of exponential lifetimes), so the members alive in month
+``k`` grow by ``S((1 - c) t_k) / S(t_k)`` (``t_k`` the middle of the month). The
+expected revenue of a member is the same ratio: purchase rate and spend do not depend
+on the hazard in either model, so weighting by revenue changes nothing. The curve is
+the population's from ``start``, not conditioned on each member's history nor on the
+member's own start: two approximations, both on the side of a larger effect. Members
+already customers for a while at ``start`` are survivors, with a lower hazard than the
+population (for the Pareto/NBD, ``mu | alive`` is ``Gamma(s, beta + age)``): the curve
+overstates their churn. Members first seen during the horizon are exposed for less
+than ``t_k``. On the synthetic chain the horizon opens with the data (no member has a
+history) and 30 % of the customers arrive during it: from the true hazards, the effect
+is +6.9 % for all members against +7.3 % for those there at the start (seeds 0-3),
+within the noise of the recovery test in ``tests/simulator/test_projection.py``.
 
 Draws. Each assumption ``x ~ Normal(mean, sd)``, independently; a segment override is
 its own assumption, segments without one share the programme's draw. Uplifts are clipped
@@ -75,7 +102,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import optimize, special
 
 from loyalty_pilot.simulator.programme import Programme
 from loyalty_pilot.simulator.replay import ReplayResult, replay
@@ -128,7 +155,8 @@ class Quantiles:
 class RetentionBaseline:
     """Survival ``S(t)`` of the chain's customers, ``t`` in weeks (see module docstring).
 
-    ``source`` is ``'bgnbd'`` (``params`` = r, alpha, a, b), ``'empirical'`` (``weeks``
+    ``source`` is ``'bgnbd'`` (``params`` = r, alpha, a, b), ``'pareto_nbd'``
+    (``params`` = r, alpha, s, beta), ``'empirical'`` (``weeks``
     and ``survival`` the curve's points, log-linear between them and beyond) or
     ``'none'`` (``S = 1``: no churn effect can be projected); ``note`` says why.
     """
@@ -144,6 +172,9 @@ class RetentionBaseline:
         if self.source == "bgnbd":
             r, alpha, a, b = self.params
             return special.hyp2f1(r, a, a + b, -t / alpha)
+        if self.source == "pareto_nbd":
+            _, _, shape, beta = self.params
+            return (beta / (beta + t)) ** shape
         if self.source == "empirical":
             x = np.asarray(self.weeks)
             log_s = np.log(np.asarray(self.survival_points))
@@ -157,6 +188,8 @@ class RetentionBaseline:
         out: dict[str, Any] = {"source": self.source, "note": self.note}
         if self.source == "bgnbd":
             out.update(zip(("r", "alpha", "a", "b"), self.params, strict=True))
+        if self.source == "pareto_nbd":
+            out.update(zip(("r", "alpha", "s", "beta"), self.params, strict=True))
         return out
 
 
@@ -357,14 +390,120 @@ def add_visits(
     return pd.concat([baskets, extra], ignore_index=True)
 
 
+#: Pareto/NBD: search bounds of the log-parameters (as the BG/NBD's), margin flagging a
+#: parameter at a bound, Gauss-Legendre nodes of the likelihood's integral
+_LOG_BOUND = math.log(1e6)
+_AT_BOUND = 0.5
+_NODES, _NODE_WEIGHTS = np.polynomial.legendre.leggauss(64)
+
+
+def _pareto_nbd_ll(
+    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-customer Pareto/NBD log-likelihood of ``(x, t_x, T)`` and its gradient in
+    ``log(r, alpha, s, beta)``.
+
+    ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)`` (rates), independent. Alive at
+    ``T`` or dead at ``tau`` in ``(t_x, T]`` (Fader & Hardie 2005, "A note on deriving
+    the Pareto/NBD model")::
+
+        L = G(r + x) alpha^r beta^s / G(r) * [(alpha + T)^-(r + x) (beta + T)^-s
+            + s int_{t_x}^T (alpha + tau)^-(r + x) (beta + tau)^-(s + 1) dtau]
+
+    The integral by 64-point Gauss-Legendre in ``u = log(alpha + tau)`` (the integrand
+    is then smooth, close to an exponential in ``u``), summed in logs; its derivatives
+    by the same rule under the integral sign.
+    """
+    r, alpha, shape, beta = np.exp(log_params)
+    head = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + shape * np.log(beta)
+    alive = -(r + x) * np.log(alpha + big_t) - shape * np.log(beta + big_t)
+    span = np.log(alpha + big_t) - np.log(alpha + t_x)  # u runs over [0, span]
+    u = span[:, None] * (_NODES[None, :] + 1) / 2
+    a_tau = (alpha + t_x)[:, None] * np.exp(u)  # alpha + tau; dtau = (alpha + tau) du
+    b_tau = beta - alpha + a_tau  # beta + tau
+    log_f = -(r + x - 1)[:, None] * np.log(a_tau) - (shape + 1) * np.log(b_tau)
+    with np.errstate(divide="ignore"):
+        terms = log_f + np.log(_NODE_WEIGHTS[None, :] * span[:, None] / 2)
+    some = span > 0
+    dead = np.full(x.shape, -np.inf)
+    dead[some] = special.logsumexp(terms[some], axis=1)
+    dead_term = np.log(shape) + dead
+    tail = np.logaddexp(alive, dead_term)
+    ll = head + tail
+    # gradient: weights of "alive at T" and "dead in (t_x, T]", and of each node
+    w_alive = np.exp(alive - tail)
+    w_dead = 1 - w_alive
+    node = np.zeros_like(terms)
+    node[some] = np.exp(terms[some] - dead[some, None])
+    d_r = special.digamma(r + x) - special.digamma(r) + np.log(alpha)
+    d_r += -w_alive * np.log(alpha + big_t) - w_dead * (node * np.log(a_tau)).sum(axis=1)
+    d_alpha = r / alpha - (r + x) * (
+        w_alive / (alpha + big_t) + w_dead * (node / a_tau).sum(axis=1)
+    )
+    d_s = np.log(beta) - w_alive * np.log(beta + big_t)
+    d_s += w_dead * (1 / shape - (node * np.log(b_tau)).sum(axis=1))
+    d_beta = shape / beta - w_alive * shape / (beta + big_t)
+    d_beta -= w_dead * (shape + 1) * (node / b_tau).sum(axis=1)
+    grad = np.stack([d_r * r, d_alpha * alpha, d_s * shape, d_beta * beta], axis=1)
+    return ll, grad
+
+
+def _fit_pareto_nbd(
+    x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
+) -> tuple[tuple[float, float, float, float], float, str]:
+    """Maximum-likelihood Pareto/NBD: ``((r, alpha, s, beta), log-likelihood, note)``, the
+    note empty when the dropout part is identified (converged, and not "no dropout":
+    ``s`` at its lower bound or ``beta`` alone at its upper one), else why not. Time is
+    rescaled by the median ``T`` for the search; parameters and log-likelihood are in the
+    caller's unit."""
+    scale = float(np.median(big_t))
+    scale = scale if scale > 0 else max(float(big_t.max()), 1.0)
+    xs, txs, ts = x, t_x / scale, big_t / scale
+    n = x.size
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad = _pareto_nbd_ll(theta, xs, txs, ts)
+        return -float(ll.sum()) / n, -grad.sum(axis=0) / n
+
+    result = optimize.minimize(
+        objective,
+        np.zeros(4),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
+        options={"maxiter": 2000, "ftol": 1e-13},
+    )
+    theta = result.x.copy()
+    r, alpha, shape, beta = np.exp(theta)
+    alpha, beta = alpha * scale, beta * scale
+    params = (float(r), float(alpha), float(shape), float(beta))
+    ll = float(_pareto_nbd_ll(np.log(params), x, t_x, big_t)[0].sum())
+    reasons = []
+    # as for the BG/NBD: accept a stop on a flat ridge where the gradient is zero to 1e-4
+    gradient = objective(theta)[1]
+    inside = np.abs(theta) < _LOG_BOUND - 1e-6
+    stationary = bool(np.all(np.abs(gradient[inside]) < 1e-4))
+    if not ((result.success or stationary) and np.isfinite(ll)):
+        reasons.append(f"the optimiser did not converge ({result.message})")
+    # s -> 0, or beta -> inf with s finite, is "no dropout"; s and beta -> inf together
+    # is a homogeneous hazard s / beta (an exponential lifetime), which is identified
+    high = _LOG_BOUND - _AT_BOUND
+    if theta[2] < -high or (theta[3] > high and theta[2] < high):
+        reasons.append(f"no dropout (s = {shape:.3g}, beta = {beta:.3g}, at a search bound)")
+    note = "Pareto/NBD dropout not identifiable: " + "; ".join(reasons) if reasons else ""
+    return params, ll, note
+
+
 def fit_retention(
     baskets: pd.DataFrame,
     *,
     horizon_months: int = 12,
     buffer_months: int = 6,
 ) -> RetentionBaseline:
-    """The chain's survival curve: BG/NBD on the whole history (identified purchases),
-    else the empirical retention curve, else none (see the module docstring).
+    """The chain's survival curve: of the BG/NBD and the Pareto/NBD fitted on the whole
+    history (identified purchase occasions), the identified one with the higher
+    log-likelihood (same data, four parameters each); else the empirical retention
+    curve, else none (see the module docstring). The note gives both log-likelihoods.
 
     The empirical curve follows the cohort of customers seen before ``last basket -
     (horizon_months + buffer_months)`` months, so that a customer silent for the last
@@ -386,14 +525,29 @@ def fit_retention(
     notes = []
     if log["customer_id"].nunique() >= 2:
         summary = summary_from_transactions(log, freq="W")
+        x, t_x, big_t = (summary[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
+        candidates = []  # (log-likelihood, source, params) of the identified fits
         try:
-            fit = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+            fit = fit_bgnbd(x, t_x, big_t)
         except ValueError as exc:  # pragma: no cover - degenerate histories
             notes.append(f"BG/NBD not fitted: {exc}")
         else:
             if fit.identifiable:
-                return RetentionBaseline("bgnbd", params=(fit.r, fit.alpha, fit.a, fit.b))
-            notes.append(fit.note)
+                params = (fit.r, fit.alpha, fit.a, fit.b)
+                candidates.append((fit.log_likelihood, "bgnbd", params))
+            else:
+                notes.append(fit.note)
+        params, ll, note = _fit_pareto_nbd(x, t_x, big_t)
+        if note:
+            notes.append(note)
+        else:
+            candidates.append((ll, "pareto_nbd", params))
+        if candidates:
+            lls = ", ".join(f"{name} {value:.1f}" for value, name, _ in candidates)
+            ll, name, params = max(candidates, key=lambda c: c[0])
+            return RetentionBaseline(
+                name, params=params, note=" ".join([*notes, f"log-likelihood: {lls}"])
+            )
     if log.empty:
         return RetentionBaseline("none", note="no identified purchases: no churn effect")
     last = pd.Timestamp(log["date"].max())

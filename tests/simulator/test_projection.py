@@ -312,6 +312,106 @@ def test_the_projection_recovers_an_injected_effect():
     assert q["p10"] < realised < q["p90"]
 
 
+def test_pareto_nbd_likelihood_and_gradient_against_numerical_integration():
+    """The quadrature of the Pareto/NBD likelihood vs scipy's adaptive quadrature of its
+    integral (including steep integrands: many purchases early, a long silence), and its
+    gradient vs central differences."""
+    from scipy import integrate
+
+    r, alpha, s, beta = 1.5, 3.7, 3.0, 400.0
+    cases = [(0, 0, 1), (0, 0, 56), (10, 2, 56), (100, 15, 56), (5, 50, 56), (40, 3, 56)]
+    x, t_x, big_t = (np.array(column, dtype=float) for column in zip(*cases, strict=True))
+    theta = np.log([r, alpha, s, beta])
+    ll, grad = projection_module._pareto_nbd_ll(theta, x, t_x, big_t)
+    for k, (n, tx, t) in enumerate(cases):
+        integral = integrate.quad(
+            lambda tau, n=n: (alpha + tau) ** -(r + n) * (beta + tau) ** -(s + 1),
+            tx,
+            t,
+            epsabs=0,
+            epsrel=1e-12,
+            limit=200,
+        )[0]
+        head = special.gammaln(r + n) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        alive = (alpha + t) ** -(r + n) * (beta + t) ** -s
+        assert ll[k] == pytest.approx(head + np.log(alive + s * integral), rel=1e-10)
+    for j in range(4):
+        shift = np.zeros(4)
+        shift[j] = 1e-6
+        up = projection_module._pareto_nbd_ll(theta + shift, x, t_x, big_t)[0].sum()
+        down = projection_module._pareto_nbd_ll(theta - shift, x, t_x, big_t)[0].sum()
+        assert grad[:, j].sum() == pytest.approx((up - down) / 2e-6, rel=1e-6)
+
+
+def test_the_retention_curve_follows_the_true_survival_on_the_synthetic_chain():
+    """The chain's customers drop out in calendar time (Pareto/NBD-like, mu ~ Gamma(3,
+    scale 0.0025)): the Pareto/NBD wins on likelihood and its curve is within 0.02 of the
+    true survival of the customers alive at the start, E[exp(-mu t)] over their true
+    hazards. The BG/NBD's would not be: its S(52 weeks) is 0.76-0.77 for a true 0.69-0.70
+    (measured on seeds 0-3), which made a churn reduction worth a third too little."""
+    chain = generate(stores=4, regions=2, customers=2000, weeks=56, seed=4)
+    curve = projection_module.fit_retention(chain.baskets, horizon_months=12)
+    assert curve.source == "pareto_nbd", curve.note
+    assert "bgnbd" in curve.note  # both fitted, the log-likelihoods in the note
+    customers = chain.customers
+    at_start = customers["birth"] == pd.Timestamp(START)
+    mu = customers.loc[at_start, "dropout_hazard"].to_numpy()
+    for t in (13.0, 26.0, 52.0):
+        assert float(curve.survival(t)) == pytest.approx(np.exp(-mu * t).mean(), abs=0.02)
+
+
+def _response(v, b, c, sd_v, sd_b, sd_c) -> Programme:
+    spec = {**VOUCHER, "enrolment": {"uptake": 1.0}}
+    spec["response"] = {
+        "visit_uplift": {"mean": v, "sd": sd_v},
+        "basket_uplift": {"mean": b, "sd": sd_b},
+        "churn_reduction": {"mean": c, "sd": sd_c},
+    }
+    return Programme.model_validate(spec)
+
+
+@pytest.mark.parametrize(
+    ("v", "b", "sd_vb"), [(0.0, 0.0, 0.0), (0.06, 0.03, 0.01)], ids=["churn", "churn+uplift"]
+)
+def test_the_projection_recovers_an_injected_churn_reduction(v, b, sd_vb):
+    """A 40 % churn reduction (sd 0.05 as the assumption), alone and with +6 % visits and
+    +3 % basket size, injected for every customer of a 3,000-customer chain.
+
+    The chain with the effect cannot be coupled to the one without: the churn draws
+    fresh lifetimes and every later draw of the generator moves, so one chain pair's
+    realised figure is noisy (between seeds, sd about 1.3 points of members' revenue).
+    Hence 10 chain seeds (0-9, not chosen): the mean realised relative uplift of
+    members' revenue must lie within the mean of the projection's P10-P90 band widened
+    by 2 standard errors of that mean, and the projection's mean within 3 of them.
+
+    Measured (churn alone): projected +7.4 % (P10-P90 +6.1 % to +8.6 %), realised +7.4 %
+    (standard error 0.4 point); with the uplifts +17.3 % (+14.9 % to +19.7 %) vs +17.0 %.
+    The BG/NBD curve used before gave +4.8 % (+3.9 % to +5.7 %) and +14.5 %: outside."""
+    n_customers, seeds = 3000, range(10)
+    ids = tuple(f"C{i:06d}" for i in range(1, n_customers + 1))
+    effect = Effect(
+        start=START, customers=ids, visit_uplift=v, basket_uplift=b, churn_reduction=0.4
+    )
+    p = _response(v, b, 0.4, sd_vb, sd_vb, 0.05)
+    rows = []
+    for seed in seeds:
+        kwargs = {"stores": 4, "regions": 2, "customers": n_customers, "weeks": 56}
+        plain = generate(**kwargs, seed=seed).baskets
+        treated = generate(**kwargs, seed=seed, effects=[effect]).baskets
+        result = project(plain, p, draws=2000, seed=1)
+        base = result.baseline
+        rm = base.totals["members_revenue"]
+        after = replay(treated, p, seed=1, start=base.start, end=base.end)
+        q = result.to_dict()["incremental_revenue"]
+        rows.append(
+            (q["p10"] / rm, q["mean"] / rm, q["p90"] / rm, after.totals["members_revenue"] / rm - 1)
+        )
+    p10, mean, p90, realised = np.mean(rows, axis=0)
+    se = np.std([row[3] for row in rows], ddof=1) / math.sqrt(len(rows))
+    assert p10 - 2 * se < realised < p90 + 2 * se
+    assert abs(mean - realised) < 3 * se
+
+
 def test_add_visits_and_scale_baskets(baskets):
     rng = np.random.default_rng(0)
     more = add_visits(baskets, 0.1, rng, START, dt.date(2024, 6, 30))
