@@ -696,6 +696,9 @@ def simulate(
     variant: cost and its share of revenue, rewards at cost and as perceived, breakage,
     liability, attainability, the break-even uplift (store sales uplift that pays for the
     programme), projected profit and ROI (P10 / P50 / P90), payback and SMART verdict.
+    A line above the table says which retention baseline a churn reduction is projected
+    on and why: the Pareto/NBD or the BG/NBD (higher log-likelihood), or, when neither
+    dropout part is identifiable, empirical retention curves by RFM segment.
 
     \b
     Example:
@@ -703,7 +706,7 @@ def simulate(
           examples/programmes/gift-catalogue.yaml --workspace ws
       loyalty-pilot simulate a.yaml b.yaml --horizon-months 24 --draws 5000 --json sim.json
     """
-    from loyalty_pilot.pilots.simulate import comparison_table
+    from loyalty_pilot.pilots.simulate import comparison_table, retention_line
     from loyalty_pilot.pilots.simulate import simulate as run_simulate
     from loyalty_pilot.pilots.workspace import open_workspace
 
@@ -734,6 +737,8 @@ def simulate(
         f"{draws:,} draws, seed {seed}; figures over the horizon, programme starting with "
         "empty balances; profit = incremental gross margin - programme cost"
     )
+    if payload["variants"]:  # one baseline, fitted once for every variant
+        click.echo(retention_line(payload["variants"][0]["retention"]))
     click.echo(comparison_table(payload["variants"]))
     write_json(json_path, payload)
 

@@ -2,8 +2,10 @@
 
 The economics live in :mod:`loyalty_pilot.simulator.projection`; this module loads the
 files (:mod:`loyalty_pilot.pilots.programmes`), reads the workspace (baskets, RFM
-segments when a response has per-segment assumptions), and lays the variants side by
-side for the command line and its JSON.
+segments: for the empirical retention curves by segment when neither dropout model is
+identifiable, and for the responses' per-segment assumptions), and lays the variants
+side by side for the command line and its JSON, with one line saying which retention
+baseline was used and why (:func:`retention_line`).
 
 The SMART check (and so the attainability) comes from the replay over the whole history,
 like ``loyalty-pilot check``: attainability needs members observed for 12 months, which a
@@ -68,13 +70,13 @@ def simulate(
     if baskets.empty:
         raise UserError("the workspace holds no baskets: ingest or generate a chain first")
     reports = evaluate(paths, baskets, seed=seed)
-    segments = None
-    if any(r.programme.response.segments for r in reports):
-        from loyalty_pilot.pilots.panels import customer_rfm
+    from loyalty_pilot.pilots.panels import customer_rfm
 
-        table = customer_rfm(con)
-        segments = dict(zip(table["customer_id"].astype(str), table["segment"], strict=True))
-    retention = fit_retention(baskets, horizon_months=horizon_months)
+    table = customer_rfm(con)
+    rfm = dict(zip(table["customer_id"].astype(str), table["segment"].astype(str), strict=True))
+    # the response's segments only when it has per-segment assumptions; the retention's always
+    segments = rfm if any(r.programme.response.segments for r in reports) else None
+    retention = fit_retention(baskets, horizon_months=horizon_months, segments=rfm)
     total = draws * len(reports)
     out = []
     for index, report in enumerate(reports):
@@ -99,6 +101,32 @@ def simulate(
             raise UserError(f"{report.path}: {exc}") from None
         out.append(VariantProjection(report, projection))
     return out
+
+
+#: retention sources as printed
+_SOURCES = {
+    "bgnbd": "BG/NBD",
+    "pareto_nbd": "Pareto/NBD",
+    "empirical": "empirical curve over all customers",
+    "empirical_segments": "empirical curves by RFM segment",
+    "none": "none, no churn effect",
+}
+
+
+def retention_line(retention: dict[str, Any]) -> str:
+    """One line: which retention baseline (the JSON ``retention`` object) and why."""
+    source = retention["source"]
+    name = _SOURCES.get(source, source)
+    note = retention.get("note", "")
+    if source in ("bgnbd", "pareto_nbd"):
+        return f"retention: {name} ({note})" if note else f"retention: {name}"
+    line = f"retention: dropout not identifiable ({note}): {name}"
+    if source == "empirical_segments":
+        sizes = ", ".join(
+            f"{segment} {curve['customers']:,}" for segment, curve in retention["segments"].items()
+        )
+        line += f" ({sizes} customers)"
+    return line
 
 
 def _money(value: float) -> str:

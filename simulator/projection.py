@@ -45,10 +45,15 @@ synthetic chain (``mu ~ Gamma(3, scale 0.0025)``, true ``S(52 weeks) = 0.69``) t
 BG/NBD gives ``S(52) = 0.77``, and a 40 % churn reduction is projected at +4.8 % of
 members' revenue over a year where the chain realises +7.4 % (mean of 10 seeds); the
 Pareto/NBD, which wins there by about 40 log-likelihood points, is within 0.02 of the
-true curve and projects +7.4 %. If neither model's dropout part is identifiable, the
-empirical retention curve
+true curve and projects +7.4 %. If neither model's dropout part is identifiable
+(frequent shoppers all still buying, a history too short to see anyone leave), the
+empirical retention curves
 (:func:`~loyalty_pilot.simulator.retention.empirical_retention`, log-linear between
-months) is used.
+months) are used: one per RFM segment when a customer -> segment mapping is given
+(customers without a segment form the segment ``unscored``; segments with fewer than
+``min_segment_customers``, default 30, customers in the curve's cohort, and segments
+whose curve reaches 0, are pooled into ``other``; a customer with no curve of their
+own follows the curve over all customers), else one over all customers.
 
 A churn reduction ``c`` multiplies every customer's hazard by ``1 - c``; with constant
 individual hazards the cohort then survives as ``S((1 - c) t)`` (exact for the BG/NBD,
@@ -65,6 +70,14 @@ than ``t_k``. On the synthetic chain the horizon opens with the data (no member 
 history) and 30 % of the customers arrive during it: from the true hazards, the effect
 is +6.9 % for all members against +7.3 % for those there at the start (seeds 0-3),
 within the noise of the recovery test in ``tests/simulator/test_projection.py``.
+
+With curves by segment the ratio is taken per segment and weighted by the segment's
+share of the members' revenue over the horizon: the members' revenue in month ``k``
+grows by ``sum_r w_r S_r((1 - c) t_k) / S_r(t_k)``. Combined with the response's
+segments (below), ``w_gr`` is the revenue share of the members in response group ``g``
+and retention segment ``r``, and group ``g``'s ratio is
+``sum_r (w_gr / w_g) S_r((1 - c_g) t_k) / S_r(t_k)``; the baseline retention column is
+``sum_r w_r S_r(t_k)``.
 
 Draws. Each assumption ``x ~ Normal(mean, sd)``, independently; a segment override is
 its own assumption, segments without one share the programme's draw. Uplifts are clipped
@@ -157,8 +170,12 @@ class RetentionBaseline:
 
     ``source`` is ``'bgnbd'`` (``params`` = r, alpha, a, b), ``'pareto_nbd'``
     (``params`` = r, alpha, s, beta), ``'empirical'`` (``weeks``
-    and ``survival`` the curve's points, log-linear between them and beyond) or
-    ``'none'`` (``S = 1``: no churn effect can be projected); ``note`` says why.
+    and ``survival`` the curve's points, log-linear between them and beyond),
+    ``'empirical_segments'`` (the same over all customers, plus ``curves``: segment ->
+    survival points at the same ``weeks``, ``sizes``: segment -> cohort customers, and
+    ``customer_segment``: customer_id -> the segment whose curve the customer follows;
+    customers not in it follow the curve over all customers) or ``'none'`` (``S = 1``: no
+    churn effect can be projected); ``note`` says why.
     """
 
     source: str
@@ -166,8 +183,12 @@ class RetentionBaseline:
     weeks: tuple[float, ...] = ()
     survival_points: tuple[float, ...] = ()
     note: str = ""
+    curves: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    customer_segment: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def survival(self, t: np.ndarray | float) -> np.ndarray:
+        """The curve over all customers."""
         t = np.maximum(np.asarray(t, dtype=float), 0.0)
         if self.source == "bgnbd":
             r, alpha, a, b = self.params
@@ -175,14 +196,16 @@ class RetentionBaseline:
         if self.source == "pareto_nbd":
             _, _, shape, beta = self.params
             return (beta / (beta + t)) ** shape
-        if self.source == "empirical":
-            x = np.asarray(self.weeks)
-            log_s = np.log(np.asarray(self.survival_points))
-            out = np.interp(t, x, log_s)
-            slope = (log_s[-1] - log_s[-2]) / (x[-1] - x[-2])
-            out = np.where(t > x[-1], log_s[-1] + slope * (t - x[-1]), out)
-            return np.exp(out)
+        if self.source in ("empirical", "empirical_segments"):
+            return _log_linear(self.weeks, self.survival_points, t)
         return np.ones_like(t)
+
+    def segment_survival(self, segment: str, t: np.ndarray | float) -> np.ndarray:
+        """The curve of ``segment`` (the one over all customers when it has none)."""
+        if segment not in self.curves:
+            return self.survival(t)
+        t = np.maximum(np.asarray(t, dtype=float), 0.0)
+        return _log_linear(self.weeks, self.curves[segment], t)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "note": self.note}
@@ -190,7 +213,25 @@ class RetentionBaseline:
             out.update(zip(("r", "alpha", "a", "b"), self.params, strict=True))
         if self.source == "pareto_nbd":
             out.update(zip(("r", "alpha", "s", "beta"), self.params, strict=True))
+        if self.source in ("empirical", "empirical_segments"):
+            out["weeks"] = list(self.weeks)
+            out["survival"] = list(self.survival_points)
+        if self.source == "empirical_segments":
+            out["segments"] = {
+                name: {"customers": int(self.sizes.get(name, 0)), "survival": list(points)}
+                for name, points in self.curves.items()
+            }
         return out
+
+
+def _log_linear(weeks: tuple[float, ...], points: tuple[float, ...], t: np.ndarray) -> np.ndarray:
+    """Log-linear interpolation of ``points`` at ``weeks``, extrapolated beyond."""
+    x = np.asarray(weeks, dtype=float)
+    log_s = np.log(np.asarray(points, dtype=float))
+    out = np.interp(t, x, log_s)
+    slope = (log_s[-1] - log_s[-2]) / (x[-1] - x[-2])
+    out = np.where(t > x[-1], log_s[-1] + slope * (t - x[-1]), out)
+    return np.exp(out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -494,20 +535,31 @@ def _fit_pareto_nbd(
     return params, ll, note
 
 
+#: the segment of customers without one, and of the pooled small segments
+OTHER = "other"
+
+
 def fit_retention(
     baskets: pd.DataFrame,
     *,
     horizon_months: int = 12,
     buffer_months: int = 6,
+    segments: Mapping[str, str] | pd.Series | None = None,
+    min_segment_customers: int = 30,
 ) -> RetentionBaseline:
     """The chain's survival curve: of the BG/NBD and the Pareto/NBD fitted on the whole
     history (identified purchase occasions), the identified one with the higher
     log-likelihood (same data, four parameters each); else the empirical retention
-    curve, else none (see the module docstring). The note gives both log-likelihoods.
+    curves, by segment when ``segments`` (customer_id -> RFM segment) is given, else
+    none (see the module docstring). The note gives both log-likelihoods, or why
+    neither dropout part is identifiable.
 
-    The empirical curve follows the cohort of customers seen before ``last basket -
+    The empirical curves follow the cohort of customers seen before ``last basket -
     (horizon_months + buffer_months)`` months, so that a customer silent for the last
     ``buffer_months`` months only does not count as lost in the horizon's last month.
+    Segments with fewer than ``min_segment_customers`` customers in that cohort (or
+    whose curve reaches 0) are pooled into ``'other'``; customers without a segment are
+    ``'unscored'``.
     """
     from loyalty_pilot.simulator.retention import (
         empirical_retention,
@@ -552,27 +604,68 @@ def fit_retention(
         return RetentionBaseline("none", note="no identified purchases: no churn effect")
     last = pd.Timestamp(log["date"].max())
     first = pd.Timestamp(log["date"].min())
+    weeks = tuple(float(w) for w in (np.arange(horizon_months + 1) - 0.5).clip(0) * _MONTH_DAYS / 7)
+
+    def curves(table: pd.DataFrame, reference: pd.Timestamp) -> dict[str, tuple[int, Any]]:
+        """segment -> (cohort customers, survival points or None when unusable)"""
+        frame = empirical_retention(
+            table, horizon_months=horizon_months, reference_date=reference, observation_end=last
+        )
+        out: dict[str, tuple[int, Any]] = {}
+        for name, rows in frame.groupby("segment", sort=True):
+            share = rows["retained_share"].to_numpy(dtype=float)
+            size = int(rows["customers"].iloc[0])
+            ok = size > 0 and np.isfinite(share).all() and (share > 0).all()
+            points = (1.0, *(float(v) for v in np.minimum.accumulate(share))) if ok else None
+            out[str(name)] = (size, points)
+        return out
+
     for buffer in (buffer_months, 0):
         reference = last - pd.DateOffset(months=horizon_months + buffer)
         if reference < first:
             continue
-        curve = empirical_retention(
-            log.assign(segment="all"),
-            horizon_months=horizon_months,
-            reference_date=reference,
-            observation_end=last,
-        )
-        share = curve["retained_share"].to_numpy(dtype=float)
-        if np.isfinite(share).all() and (share > 0).all():
-            share = np.minimum.accumulate(share)
-            weeks = (np.arange(horizon_months + 1) - 0.5).clip(0) * _MONTH_DAYS / 7
-            notes.append(f"empirical retention from {reference.date()} ({buffer} months buffer)")
+        _, overall = curves(log.assign(segment="all"), reference)["all"]
+        if overall is None:
+            continue
+        why = f"from {reference.date()} ({buffer} months buffer)"
+        if segments is None:
+            notes.append(f"empirical retention {why}")
             return RetentionBaseline(
-                "empirical",
-                weeks=tuple(float(w) for w in weeks),
-                survival_points=(1.0, *(float(s) for s in share)),
-                note=" ".join(notes),
+                "empirical", weeks=weeks, survival_points=overall, note=" ".join(notes)
             )
+        mapping = {str(k): str(v) for k, v in dict(segments).items()}
+        labels = log["customer_id"].map(mapping).fillna(UNSCORED)
+        first_pass = curves(log.assign(segment=labels), reference)
+        pooled = {
+            name
+            for name, (size, points) in first_pass.items()
+            if size < min_segment_customers or points is None
+        }
+        labels = labels.where(~labels.isin(pooled), OTHER)
+        by_segment = curves(log.assign(segment=labels), reference) if pooled else first_pass
+        kept = {name: v for name, v in by_segment.items() if v[1] is not None}
+        pairs = pd.DataFrame({"customer": log["customer_id"], "segment": labels})
+        pairs = pairs.drop_duplicates("customer")
+        pairs = pairs[pairs["segment"].isin(list(kept))]
+        customer_segment = dict(zip(pairs["customer"], pairs["segment"], strict=True))
+        pooled_note = (
+            f", {len(pooled)} segments with < {min_segment_customers} customers or an "
+            f"empty curve pooled into '{OTHER}'"
+            if pooled
+            else ""
+        )
+        if OTHER in by_segment and OTHER not in kept:
+            pooled_note += f" ('{OTHER}' follows the curve over all customers)"
+        notes.append(f"empirical retention by RFM segment {why}{pooled_note}")
+        return RetentionBaseline(
+            "empirical_segments",
+            weeks=weeks,
+            survival_points=overall,
+            note=" ".join(notes),
+            curves={name: points for name, (_, points) in kept.items()},
+            sizes={name: size for name, (size, _) in kept.items()},
+            customer_segment=customer_segment,
+        )
     notes.append("history too short for an empirical retention curve: no churn effect")
     return RetentionBaseline("none", note=" ".join(notes))
 
@@ -662,6 +755,35 @@ def _segment_weights(
     return {str(k): float(v / total) for k, v in by.items() if v != 0}
 
 
+def _retention_weights(
+    customers: pd.DataFrame,
+    segments: Mapping[str, str] | pd.Series | None,
+    weights: dict[str, float],
+    retention: RetentionBaseline,
+) -> tuple[np.ndarray, list[str | None]]:
+    """``(w_gr, curves)``: the members' horizon revenue share per response group ``g``
+    (the keys of ``weights``) and retention segment ``r`` (``None``: the curve over all
+    customers), for the retention's curves by segment (one column when it has none)."""
+    spend = customers["spend"].to_numpy(dtype=float)
+    total = spend.sum()
+    if not retention.curves or total == 0:
+        return np.array(list(weights.values()), dtype=float)[:, None], [None]
+    ids = customers["customer_id"].astype(str)
+    if segments:
+        mapping = {str(k): str(v) for k, v in dict(segments).items()}
+        groups = ids.map(mapping).fillna(UNSCORED).to_numpy()
+    else:
+        groups = np.full(len(ids), UNSCORED, dtype=object)
+    own = ids.map(dict(retention.customer_segment)).fillna("").to_numpy()
+    by = pd.Series(spend).groupby([groups, own]).sum() / total
+    names = sorted(set(own))
+    joint = np.zeros((len(weights), len(names)))
+    for g, group in enumerate(weights):
+        for r, name in enumerate(names):
+            joint[g, r] = by.get((group, name), 0.0)
+    return joint, [name or None for name in names]
+
+
 def project(
     baskets: pd.DataFrame,
     programme: Programme,
@@ -700,10 +822,17 @@ def project(
     first = np.maximum(ledger["month"].to_numpy(), np.datetime64(start, "ns"))
     middle = first + (ledger["snapshot"].to_numpy() - first) / 2
     t_k = (middle - np.datetime64(start, "ns")) / np.timedelta64(1, "D") / 7
-    s0 = retention.survival(t_k)
-
     weights = _segment_weights(base.customers, segments)
     means, sds, index, w = _assumptions(programme, weights)
+    joint, names = _retention_weights(base.customers, segments, weights, retention)
+
+    def curve(name: str | None, t: np.ndarray) -> np.ndarray:
+        return retention.survival(t) if name is None else retention.segment_survival(name, t)
+
+    s0_r = [curve(name, t_k) for name in names]  # per retention segment, (months,)
+    s0 = s0_r[0] if len(names) == 1 else np.einsum("r,rk->k", joint.sum(axis=0), s0_r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = np.where(w[:, None] != 0, joint / w[:, None], 0.0)  # w_gr / w_g
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((draws, len(means)))
     values = means + sds * z
@@ -718,8 +847,12 @@ def project(
         v = np.maximum(x[:, index[:, 0]], -0.999)  # (chunk, groups)
         b = np.maximum(x[:, index[:, 1]], -0.999)
         c = np.minimum(x[:, index[:, 2]], 1.0)
-        s1 = retention.survival((1 - c)[:, :, None] * t_k)  # (chunk, groups, months)
-        ratio = s1 / s0
+        ratio = np.zeros((hi - lo, len(w), n_months))  # (chunk, groups, months)
+        alive = np.zeros((hi - lo, n_months))
+        for r, name in enumerate(names):
+            s1 = curve(name, (1 - c)[:, :, None] * t_k)
+            ratio += within[None, :, r, None] * (s1 / s0_r[r])
+            alive += np.einsum("g,cgk->ck", joint[:, r], s1)
         vb = (1 + v) * (1 + b)
         d_revenue = rm * np.einsum("g,cgk->ck", w, vb[:, :, None] * ratio - 1)
         churn_part = rm * np.einsum("g,cgk->ck", w, vb[:, :, None] * (ratio - 1))
@@ -735,7 +868,7 @@ def project(
         sums["cost"][lo:hi] = d_cost
         sums["net"][lo:hi] = gm * d_revenue - (c0 + d_cost)
         sums["active"][lo:hi] = np.einsum("g,cgk->ck", w, ratio)
-        sums["retention"][lo:hi] = np.einsum("g,cgk->ck", w, s1)
+        sums["retention"][lo:hi] = alive
         if progress is not None:
             progress(hi, draws)
 

@@ -6,14 +6,17 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from loyalty_pilot.pilots.chain import build_chain
 from loyalty_pilot.pilots.cli import main
+from loyalty_pilot.pilots.ingest import ingest
+from loyalty_pilot.pilots.panels import customer_rfm
 from loyalty_pilot.pilots.programmes import workspace_baskets
-from loyalty_pilot.pilots.simulate import ROWS
+from loyalty_pilot.pilots.simulate import ROWS, retention_line
 from loyalty_pilot.pilots.specfile import load_programme
 from loyalty_pilot.pilots.workspace import open_workspace
 from loyalty_pilot.simulator.projection import fit_retention, project
@@ -45,6 +48,16 @@ def baskets(workspace):
 
 
 @pytest.fixture(scope="module")
+def rfm(workspace):
+    con = workspace.connect(read_only=True)
+    try:
+        table = customer_rfm(con)
+    finally:
+        con.close()
+    return dict(zip(table["customer_id"].astype(str), table["segment"].astype(str), strict=True))
+
+
+@pytest.fixture(scope="module")
 def simulated(workspace, tmp_path_factory):
     out = tmp_path_factory.mktemp("json") / "sim.json"
     result = run("simulate", CASH, GIFT, "--workspace", workspace.path, "--draws", 300,
@@ -59,10 +72,12 @@ def cells(output: str, label: str) -> list[str]:
     return re.split(r"\s{2,}", line[len(label) :].strip())
 
 
-def test_json_figures_match_the_api_and_independent_sums(simulated, baskets):
+def test_json_figures_match_the_api_and_independent_sums(simulated, baskets, rfm):
     _, variants = simulated
     assert [v["programme"] for v in variants] == ["cash-voucher", "gift-catalogue"]
-    retention = fit_retention(baskets, horizon_months=10)
+    retention = fit_retention(baskets, horizon_months=10, segments=rfm)
+    for variant in variants:
+        assert variant["retention"] == json.loads(json.dumps(retention.to_dict()))
     for path, variant in zip((CASH, GIFT), variants, strict=True):
         programme = load_programme(path)
         direct = project(baskets, programme, horizon_months=10, draws=300, seed=5,
@@ -103,6 +118,66 @@ def test_every_printed_cell_is_the_json_figure(simulated):
         f"{p['p10']:,.0f} / {p['p50']:,.0f} / {p['p90']:,.0f}"
     )
     assert "Monte Carlo draws" in output  # the progress bar's label
+
+
+def test_the_retention_baseline_is_printed_with_its_reason(simulated):
+    output, variants = simulated
+    lines = [line for line in output.splitlines() if line.startswith("retention: ")]
+    retention = variants[0]["retention"]
+    assert lines == [retention_line(retention)]
+    assert {"source", "note"} <= set(retention)
+    # the 800-customer, 60-week chain: a model's dropout part is identified
+    assert retention["source"] in ("pareto_nbd", "bgnbd")
+    name = {"pareto_nbd": "Pareto/NBD", "bgnbd": "BG/NBD"}[retention["source"]]
+    assert lines[0].startswith(f"retention: {name} (")
+    assert "log-likelihood: " in lines[0]
+
+
+def test_fallback_prints_empirical_curves_by_rfm_segment(tmp_path):
+    """Frequent shoppers over 14 weeks, nobody silent: neither dropout part is
+    identifiable; the JSON carries one curve per RFM segment (small ones pooled)."""
+    rng = np.random.default_rng(0)
+    start = pd.Timestamp("2024-01-01 10:00")
+    rows = []
+    for i in range(300):
+        day = rng.uniform(0, 3)
+        while day < 14 * 7:
+            rows.append((f"C{i:04d}", start + pd.Timedelta(days=day), rng.uniform(10, 60)))
+            day += rng.uniform(1, 4)
+    frame = pd.DataFrame(rows, columns=["customer_id", "date", "amount"])
+    frame = frame.sort_values("date", ignore_index=True)
+    frame.insert(0, "basket_id", [f"B{i:06d}" for i in range(len(frame))])
+    frame["store_id"] = "S001"
+    frame["margin"] = frame["amount"] * 0.25
+    frame["items"] = 3
+    frame.to_csv(tmp_path / "baskets.csv", index=False)
+    ws = open_workspace(tmp_path / "ws")
+    ingest(ws, baskets=tmp_path / "baskets.csv")
+    out = tmp_path / "sim.json"
+    result = run("simulate", CASH, "--workspace", ws.path, "--draws", 20,
+                 "--horizon-months", 2, "--json", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (variant,) = json.loads(out.read_text())["variants"]
+    retention = variant["retention"]
+    assert retention["source"] == "empirical_segments"
+    assert "dropout not identifiable" in retention["note"]
+    (line,) = [line for line in result.output.splitlines() if line.startswith("retention: ")]
+    assert line == retention_line(retention)
+    assert line.startswith("retention: dropout not identifiable (")
+    assert ": empirical curves by RFM segment (" in line
+    con = ws.connect(read_only=True)
+    try:
+        table = customer_rfm(con)
+    finally:
+        con.close()
+    counts = table["segment"].astype(str).value_counts()
+    segments = retention["segments"]
+    assert len(segments) >= 2
+    for name, curve in segments.items():
+        assert len(curve["survival"]) == len(retention["weeks"]) == 3
+        if name != "other":
+            assert counts[name] == curve["customers"] >= 30
+    assert sum(c["customers"] for c in segments.values()) == 300
 
 
 def test_zero_response_costs_exactly_the_replay(workspace, baskets, tmp_path):

@@ -431,3 +431,174 @@ def test_bad_arguments_name_the_parameter(baskets):
         project(baskets, programme(), draws=0)
     with pytest.raises(ValueError, match="step"):
         project(baskets, programme(), step=0.0)
+
+
+def _month_middles(result) -> np.ndarray:
+    """t_k in weeks: the middle of each month of the horizon, as in the plain loop."""
+    ledger = result.baseline.ledger
+    start = pd.Timestamp(result.baseline.start)
+    out = []
+    for k in range(len(ledger)):
+        first = max(ledger["month"].iloc[k], start)
+        middle = first + (ledger["snapshot"].iloc[k] - first) / 2
+        out.append((middle - start).total_seconds() / 86400 / 7)
+    return np.array(out)
+
+
+def test_churn_reduction_is_weighted_by_the_segment_curves(baskets):
+    """Two segments with known curves, S_a(t) = exp(-0.01 t) and S_b(t) = exp(-0.03 t)
+    (log-linear between the points: exact), the other customers on the curve over all,
+    exp(-0.02 t). A churn reduction c gives S((1 - c) t) / S(t) = exp(h c t) per
+    segment, so the members' gain in month k is Rm_k (sum_r w_r exp(h_r c t_k) - 1)."""
+    weeks = (0.0, 10.0, 30.0, 60.0)
+    points = {h: tuple(math.exp(-h * w) for w in weeks) for h in (0.01, 0.02, 0.03)}
+    ids = sorted(baskets["customer_id"].dropna().unique())
+    own = {**dict.fromkeys(ids[::3], "a"), **dict.fromkeys(ids[1::3], "b")}
+    curve = RetentionBaseline(
+        "empirical_segments",
+        weeks=weeks,
+        survival_points=points[0.02],
+        curves={"a": points[0.01], "b": points[0.03]},
+        sizes={"a": len(ids[::3]), "b": len(ids[1::3])},
+        customer_segment=own,
+    )
+    c = 0.4
+    result = project(baskets, programme(c=c), draws=3, retention=curve)
+    members = result.baseline.customers
+    label = members["customer_id"].map(own).fillna("all")
+    w = members.groupby(label)["spend"].sum() / members["spend"].sum()
+    assert set(w.index) == {"a", "b", "all"}
+    assert w.sum() == pytest.approx(1.0)
+    t = _month_middles(result)
+    hazard = {"a": 0.01, "b": 0.03, "all": 0.02}
+    ratio = sum(w[r] * np.exp(hazard[r] * c * t) for r in hazard)
+    rm = result.baseline.ledger["members_revenue"].to_numpy()
+    expected = rm * (ratio - 1)
+    monthly = result.monthly["incremental_revenue_mean"].to_numpy()
+    np.testing.assert_allclose(monthly, expected, rtol=1e-9)
+    assert result.samples["incremental_revenue"][0] == pytest.approx(expected.sum(), rel=1e-9)
+    baseline = sum(w[r] * np.exp(-hazard[r] * t) for r in hazard)
+    np.testing.assert_allclose(result.monthly["retention_baseline"], baseline, rtol=1e-9)
+    # one number by hand: month 12 is near t = 50 weeks; a segment's ratio there is
+    # exp(0.01 * 0.4 * 50) = 1.2214 (a), exp(0.03 * 0.4 * 50) = 1.8221 (b)
+    assert curve.segment_survival("a", 0.6 * 50.0) / curve.segment_survival("a", 50.0) == (
+        pytest.approx(1.2214028, rel=1e-7)
+    )
+    assert curve.segment_survival("b", 30.0) / curve.segment_survival("b", 50.0) == (
+        pytest.approx(1.8221188, rel=1e-7)
+    )
+    # the single curve over all customers gives exp(0.02 c t) for everyone: another figure
+    single = project(baskets, programme(c=c), draws=3, retention=RetentionBaseline(
+        "empirical", weeks=weeks, survival_points=points[0.02]))  # fmt: skip
+    np.testing.assert_allclose(
+        single.monthly["incremental_revenue_mean"], rm * (np.exp(0.02 * c * t) - 1), rtol=1e-9
+    )
+    assert abs(monthly.sum() / single.monthly["incremental_revenue_mean"].sum() - 1) > 0.01
+
+
+def test_segment_curves_combine_with_the_response_segments(baskets):
+    """Response group g (its own churn reduction c_g) x retention segment r: the gain is
+    Rm_k (sum_gr w_gr exp(h_r c_g t_k) - 1), w_gr the members' revenue shares."""
+    weeks = (0.0, 20.0, 60.0)
+    ids = sorted(baskets["customer_id"].dropna().unique())
+    own = dict.fromkeys(ids[: len(ids) // 2], "a")
+    curve = RetentionBaseline(
+        "empirical_segments",
+        weeks=weeks,
+        survival_points=tuple(math.exp(-0.02 * w) for w in weeks),
+        curves={"a": tuple(math.exp(-0.01 * w) for w in weeks)},
+        customer_segment=own,
+    )
+    spec = {**VOUCHER, "response": {"churn_reduction": {"mean": 0.2},
+            "segments": {"champions": {"churn_reduction": {"mean": 0.6}}}}}  # fmt: skip
+    p = Programme.model_validate(spec)
+    groups = dict.fromkeys(ids[::2], "champions")
+    result = project(baskets, p, draws=2, segments=groups, retention=curve)
+    members = result.baseline.customers
+    g = members["customer_id"].map(groups).fillna("unscored")
+    r = members["customer_id"].map(own).fillna("all")
+    w = members.groupby([g, r])["spend"].sum() / members["spend"].sum()
+    t = _month_middles(result)
+    c = {"champions": 0.6, "unscored": 0.2}
+    h = {"a": 0.01, "all": 0.02}
+    ratio = sum(share * np.exp(h[rr] * c[gg] * t) for (gg, rr), share in w.items())
+    rm = result.baseline.ledger["members_revenue"].to_numpy()
+    np.testing.assert_allclose(
+        result.monthly["incremental_revenue_mean"], rm * (ratio - 1), rtol=1e-9
+    )
+
+
+def frequent_shoppers(n: int = 200, weeks: int = 14, seed: int = 0) -> pd.DataFrame:
+    """Every customer buys every 1 to 4 days from the first days to the end: nobody has
+    been silent long enough to see a dropout (frequent shoppers, short history)."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01 10:00")
+    rows = []
+    for i in range(n):
+        day = rng.uniform(0, 3)
+        while day < weeks * 7:
+            rows.append((f"C{i:04d}", start + pd.Timedelta(days=day), rng.uniform(10, 60)))
+            day += rng.uniform(1, 4)
+    out = pd.DataFrame(rows, columns=["customer_id", "date", "amount"])
+    out = out.sort_values("date", ignore_index=True)
+    out.insert(0, "basket_id", [f"B{i:06d}" for i in range(len(out))])
+    out["store_id"] = "S001"
+    out["margin"] = out["amount"] * 0.25
+    out["items"] = 3
+    return out
+
+
+def test_fallback_is_empirical_curves_by_rfm_segment_when_dropout_is_not_identifiable():
+    from loyalty_pilot.simulator.retention import empirical_retention
+
+    frame = frequent_shoppers()
+    ids = sorted(frame["customer_id"].unique())
+    # 110 champions, 70 loyal, 10 new (too few: pooled), 10 without a segment (pooled)
+    segments = {c: "champions" if i < 110 else "loyal" if i < 180 else "new"
+                for i, c in enumerate(ids[:190])}  # fmt: skip
+    curve = projection_module.fit_retention(frame, horizon_months=2, segments=segments)
+    assert curve.source == "empirical_segments", curve.note
+    assert "BG/NBD dropout not identifiable" in curve.note
+    assert "Pareto/NBD dropout not identifiable" in curve.note
+    assert "by RFM segment" in curve.note
+    assert "pooled into 'other'" in curve.note
+    assert dict(curve.sizes) == {"champions": 110, "loyal": 70, "other": 20}
+    assert set(curve.curves) == {"champions", "loyal", "other"}
+    assert curve.customer_segment[ids[0]] == "champions"
+    assert curve.customer_segment[ids[185]] == "other"  # 'new'
+    assert curve.customer_segment[ids[195]] == "other"  # no segment
+    # each curve is empirical_retention's retained share of that segment
+    labels = frame["customer_id"].map(curve.customer_segment)
+    reference = pd.Timestamp(frame["date"].max()) - pd.DateOffset(months=2)
+    table = empirical_retention(
+        frame.assign(segment=labels), horizon_months=2, reference_date=reference
+    )
+    for name, rows in table.groupby("segment"):
+        assert curve.curves[name] == pytest.approx((1.0, *rows["retained_share"]))
+        assert float(curve.segment_survival(name, 3.0)) <= 1.0
+    out = curve.to_dict()
+    assert out["source"] == "empirical_segments"
+    assert out["note"] == curve.note
+    assert out["segments"]["loyal"] == {"customers": 70, "survival": list(curve.curves["loyal"])}
+    assert len(out["weeks"]) == len(out["survival"]) == 3
+    # without segments: one curve over all customers, as before
+    single = projection_module.fit_retention(frame, horizon_months=2)
+    assert single.source == "empirical"
+    assert not single.curves
+    assert single.survival_points == curve.survival_points
+    # the projection runs on it: nobody leaves, so a churn reduction is worth nothing
+    result = project(frame, programme(c=0.3), horizon_months=1, draws=4, retention=curve)
+    assert result.samples["incremental_revenue"] == pytest.approx(np.zeros(4), abs=1e-9)
+
+
+def test_a_small_segment_is_pooled_into_other():
+    """A segment with fewer customers than ``min_segment_customers`` goes to 'other'."""
+    frame = frequent_shoppers(n=120, weeks=14, seed=1)
+    ids = sorted(frame["customer_id"].unique())
+    segments = dict.fromkeys(ids, "loyal")
+    curve = projection_module.fit_retention(
+        frame, horizon_months=2, segments=segments, min_segment_customers=200
+    )
+    assert curve.source == "empirical_segments"
+    assert set(curve.curves) == {"other"}  # 'loyal' (120 < 200) pooled
+    assert set(curve.customer_segment.values()) == {"other"}
