@@ -94,8 +94,8 @@ def member_time_order(
     ``member`` (member rank >= 0) and ``tsday`` (day of the timestamp) are int arrays;
     ``timestamps(positions)`` returns the int64 timestamps (``per_day`` units a day,
     ``per_second`` a second) of the given positions, ``rows(positions)`` their rows in
-    ``basket_id``. Returns ``order`` (positions in order), ``member[order]`` and
-    ``tsday[order]``.
+    ``basket_id``. Returns ``order`` (positions in order; None when the baskets already
+    are in order), ``member[order]`` and ``tsday[order]``.
 
     The bulk is one in-place ``sort`` of an int64 key packing (member, day, position) when
     it fits in 63 bits (much faster than ``argsort`` and the key carries the sorted
@@ -105,10 +105,11 @@ def member_time_order(
     n = len(member)
     idx_t = index_dtype(n)
     if n == 0:
-        return np.zeros(0, dtype=idx_t), member, tsday
+        return None, member, tsday
     d0 = int(tsday.min())
     width_d, width_i = bits(int(tsday.max()) - d0), bits(n - 1)
-    if _ordered(member, tsday):
+    ordered = _ordered(member, tsday)
+    if ordered:
         order = np.arange(n, dtype=idx_t)
         c, d = member, tsday
     elif bits(int(member.max())) + width_d + width_i <= 63:
@@ -135,19 +136,26 @@ def member_time_order(
     else:  # too wide for one key: sort by (member, day, position)
         order = np.lexsort((tsday, member)).astype(idx_t)
         c, d = member[order], tsday[order]
-    _order_within_days(order, c, d, timestamps, per_day, per_second, basket_id, rows)
-    return order, c, d
+    changed = _order_within_days(order, c, d, timestamps, per_day, per_second, basket_id, rows)
+    return (None if ordered and not changed else order), c, d
 
 
 def _ordered(member: np.ndarray, tsday: np.ndarray) -> bool:
-    """Whether (member, day) is already non-decreasing (e.g. read with ORDER BY)."""
-    if len(member) < 2:
-        return True
-    step = member[1:] >= member[:-1]
-    if not step.all():
-        return False
-    same = member[1:] == member[:-1]
-    return bool((tsday[1:][same] >= tsday[:-1][same]).all())
+    """Whether (member, day) is already non-decreasing (e.g. read with ORDER BY).
+
+    Block by block (stopping at the first block out of order): a step is in order when the
+    member rises, or stays and the day does not fall.
+    """
+    n = len(member)
+    for part in blocks(n - 1):
+        lo, hi = slice(part.start, part.stop), slice(part.start + 1, part.stop + 1)
+        m0, m1 = member[lo], member[hi]
+        ok = tsday[hi] >= tsday[lo]
+        ok &= m1 == m0
+        ok |= m1 > m0
+        if not ok.all():
+            return False
+    return True
 
 
 def _order_within_days(
@@ -159,13 +167,16 @@ def _order_within_days(
     per_second: int,
     basket_id: pd.Series,
     rows: Callable[[np.ndarray], np.ndarray],
-) -> None:
-    """Reorder ``order`` in place within runs of equal (member, day): timestamp, basket_id."""
+) -> bool:
+    """Reorder ``order`` in place within runs of equal (member, day): timestamp, basket_id.
+
+    Returns whether ``order`` changed.
+    """
     n = len(order)
     dup = c[1:] == c[:-1]
     dup &= d[1:] == d[:-1]
     if not dup.any():
-        return
+        return False
     in_group = np.zeros(n, dtype=bool)
     in_group[1:] = dup
     in_group[:-1] |= dup
@@ -182,11 +193,18 @@ def _order_within_days(
     if per_second > 1 and not (time_of_day % per_second).any():
         time_of_day //= per_second
         width = bits(per_day // per_second - 1)
+    changed = False
     if bits(int(group[-1])) + width <= 63:
-        perm = np.argsort((group << width) | time_of_day, kind="stable")
+        key = group << width
+        key |= time_of_day
+        del time_of_day
+        if not (key[1:] >= key[:-1]).all():  # already in order (e.g. ORDER BY): keep it
+            perm = np.argsort(key, kind="stable")
+            sub, ts, changed = sub[perm], ts[perm], True
+        del key
     else:
         perm = np.lexsort((ts, group))
-    sub, ts = sub[perm], ts[perm]
+        sub, ts, changed = sub[perm], ts[perm], True
     # equal timestamps of one member: basket_id as text
     tie = np.zeros(len(sub), dtype=bool)
     tie[1:] = (group[1:] == group[:-1]) & (ts[1:] == ts[:-1])
@@ -197,5 +215,10 @@ def _order_within_days(
         tie_group = np.cumsum(~tie)[at]
         ids = basket_id.iloc[rows(sub[at])].astype(str).to_numpy()
         _, id_rank = np.unique(ids, return_inverse=True)
-        sub[at] = sub[at][np.lexsort((id_rank, tie_group))]
-    order[idx] = sub
+        tie_order = np.lexsort((id_rank, tie_group))
+        if (tie_order != np.arange(len(at))).any():
+            sub[at] = sub[at][tie_order]
+            changed = True
+    if changed:
+        order[idx] = sub
+    return changed

@@ -217,9 +217,10 @@ def replay(
         window = day_all >= s_day
         window &= day_all <= e_day
     cents_all = data.pop("cents")
-    cents_w = cents_all if window is None else cents_all[window]
-    revenue = _monthly_money(day_all if window is None else day_all[window], cents_w, months)
-    del cents_w
+    if window is None:
+        revenue = None  # summed below, with the month of every basket computed once
+    else:
+        revenue = _monthly_money(day_all[window], cents_all[window], months)
 
     # R2: enrolment and reward choice, over identified customers in the window.
     codes = data.pop("customer_code")  # -1: anonymous
@@ -277,16 +278,30 @@ def replay(
         member_all, tsday, timestamps, per_day, per_second, data["basket_id"], rows_of
     )
     del member_all
-    rows = rows_of(order)
+    rows = sel if order is None else rows_of(order)  # None: every basket, in order
     del order, sel, rows_of, timestamps
-    day = tsday if ts_raw is None else day_all[rows]
-    del tsday, day_all
-    cents = cents_all[rows]
-    del cents_all
-    dept = None if data["dept"] is None else data["dept"][rows]
-    del rows
+    month = None
+    if revenue is None and rows is None:  # the months serve the revenue and the members
+        month = _month_index(day_all, months)
+        revenue = _k.sum_by(
+            np.zeros(len(months["first"])),
+            len(day_all),
+            month.__getitem__,
+            lambda part: cents_all[part] / 100.0,
+        )
+    elif revenue is None:
+        revenue = _monthly_money(day_all, cents_all, months)
+    if rows is None:  # the members' baskets are all the baskets, already in order
+        day = tsday if ts_raw is None else day_all
+        cents = cents_all
+        dept = data["dept"]
+    else:
+        day = tsday if ts_raw is None else day_all[rows]
+        cents = cents_all[rows]
+        dept = None if data["dept"] is None else data["dept"][rows]
+    del tsday, day_all, cents_all, rows
     parts = _member_events(
-        programme, c, day, cents, dept, member_choice, s_day, e_day, months, sample, rng
+        programme, c, day, cents, dept, member_choice, s_day, e_day, months, sample, rng, month
     )
     ledger = _ledger(programme, parts, revenue, months)
     customers = _customers(programme, parts, member_ids, member_choice)
@@ -456,6 +471,7 @@ def _member_events(
     months: dict[str, np.ndarray],
     sample: bool,
     rng: np.random.Generator,
+    month: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Every rule on the members' baskets in order (``c`` member, ``day``, ``cents``).
 
@@ -470,7 +486,8 @@ def _member_events(
     last = np.ones(n, dtype=bool)
     last[:-1] = first[1:]
     starts = np.flatnonzero(first)  # every member has a basket: one start per member
-    month = _month_index(day, months)
+    if month is None:
+        month = _month_index(day, months)
 
     # R4 tier of each basket
     tiers = programme.tiers
