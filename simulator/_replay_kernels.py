@@ -9,6 +9,7 @@ small multiple of its input columns.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,14 +89,16 @@ def member_time_order(
     per_second: int,
     basket_id: pd.Series,
     rows: Callable[[np.ndarray], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Any, np.ndarray, np.ndarray, Any]:
     """Order baskets by (member, timestamp, basket_id as text).
 
     ``member`` (member rank >= 0) and ``tsday`` (day of the timestamp) are int arrays;
     ``timestamps(positions)`` returns the int64 timestamps (``per_day`` units a day,
     ``per_second`` a second) of the given positions, ``rows(positions)`` their rows in
-    ``basket_id``. Returns ``order`` (positions in order; None when the baskets already
-    are in order), ``member[order]`` and ``tsday[order]``.
+    ``basket_id``. Returns ``order`` (positions in order), ``member[order]``,
+    ``tsday[order]`` and None; when (member, day) already is in order (e.g. read with
+    ORDER BY), ``order`` is None (the identity) but for the moves ``(at, source)``
+    returned last: the basket at position ``at`` is the one at ``source``.
 
     The bulk is one in-place ``sort`` of an int64 key packing (member, day, position) when
     it fits in 63 bits (much faster than ``argsort`` and the key carries the sorted
@@ -105,7 +108,7 @@ def member_time_order(
     n = len(member)
     idx_t = index_dtype(n)
     if n == 0:
-        return None, member, tsday
+        return None, member, tsday, (np.zeros(0, dtype=idx_t),) * 2
     d0 = int(tsday.min())
     width_d, width_i = bits(int(tsday.max()) - d0), bits(n - 1)
     ordered = _ordered(member, tsday)
@@ -136,8 +139,10 @@ def member_time_order(
     else:  # too wide for one key: sort by (member, day, position)
         order = np.lexsort((tsday, member)).astype(idx_t)
         c, d = member[order], tsday[order]
-    changed = _order_within_days(order, c, d, timestamps, per_day, per_second, basket_id, rows)
-    return (None if ordered and not changed else order), c, d
+    moved = _order_within_days(order, c, d, timestamps, per_day, per_second, basket_id, rows)
+    if ordered:  # the identity but for a few moves within a day
+        return None, c, d, (moved, order[moved])
+    return order, c, d, None
 
 
 def _ordered(member: np.ndarray, tsday: np.ndarray) -> bool:
@@ -167,16 +172,16 @@ def _order_within_days(
     per_second: int,
     basket_id: pd.Series,
     rows: Callable[[np.ndarray], np.ndarray],
-) -> bool:
+) -> np.ndarray:
     """Reorder ``order`` in place within runs of equal (member, day): timestamp, basket_id.
 
-    Returns whether ``order`` changed.
+    Returns the positions whose entry changed.
     """
     n = len(order)
     dup = c[1:] == c[:-1]
     dup &= d[1:] == d[:-1]
     if not dup.any():
-        return False
+        return np.zeros(0, dtype=order.dtype)
     in_group = np.zeros(n, dtype=bool)
     in_group[1:] = dup
     in_group[:-1] |= dup
@@ -187,6 +192,7 @@ def _order_within_days(
     del dup
     group = np.cumsum(group_start) - 1
     sub = order[idx]
+    before = sub.copy()
     ts = timestamps(sub)
     time_of_day = ts - d[idx].astype(np.int64) * per_day  # in [0, per_day)
     width = bits(per_day - 1)
@@ -219,6 +225,7 @@ def _order_within_days(
         if (tie_order != np.arange(len(at))).any():
             sub[at] = sub[at][tie_order]
             changed = True
-    if changed:
-        order[idx] = sub
-    return changed
+    if not changed:
+        return np.zeros(0, dtype=order.dtype)
+    order[idx] = sub
+    return idx[sub != before].astype(order.dtype)

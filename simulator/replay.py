@@ -141,6 +141,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+try:  # integer ids to text and their text order without Python strings (pandas' str type)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+except ImportError:  # pragma: no cover - numpy strings instead
+    pa = pc = None
+
 from loyalty_pilot.simulator import _replay_kernels as _k
 from loyalty_pilot.simulator.programme import (
     Programme,
@@ -217,10 +223,8 @@ def replay(
         window = day_all >= s_day
         window &= day_all <= e_day
     cents_all = data.pop("cents")
-    if window is None:
-        revenue = None  # summed below, with the month of every basket computed once
-    else:
-        revenue = _monthly_money(day_all[window], cents_all[window], months)
+    # without a window: summed below, with the month of every basket computed once
+    revenue = None if window is None else _monthly_money(day_all[window], cents_all[window], months)
 
     # R2: enrolment and reward choice, over identified customers in the window.
     codes = data.pop("customer_code")  # -1: anonymous
@@ -231,8 +235,11 @@ def replay(
     counted = codes if ident is None else codes[ident]
     present = np.flatnonzero(np.bincount(counted, minlength=data["n_codes"]))
     del counted
-    labels = data["labels"](present)
-    order = np.argsort(labels, kind="stable")
+    labels = data["labels"](present)  # text: numpy strings, or a pyarrow string array
+    if isinstance(labels, np.ndarray):
+        order = np.argsort(labels, kind="stable")
+    else:  # UTF-8 bytes order == code point order; the sort is stable
+        order = pc.sort_indices(labels).to_numpy().astype(np.intp)
     customers = present[order]  # codes sorted by customer_id as text
     n_ident = len(customers)
     rng = np.random.default_rng(seed)
@@ -245,7 +252,11 @@ def replay(
     else:
         choice = np.full(n_ident, -1)
     member_codes = customers[enrolled]
-    member_ids = labels[order][enrolled]
+    if isinstance(labels, np.ndarray):
+        member_ids = labels[order][enrolled]
+    else:
+        member_ids = pd.array(labels.take(order[enrolled]), dtype="str")
+    del labels
     member_choice = choice[enrolled]
     m = len(member_codes)
     rank = np.full(data["n_codes"] + 1, -1, dtype=np.int32)  # the last slot: code -1
@@ -274,11 +285,17 @@ def replay(
     def timestamps(positions: np.ndarray, rows_of: Any = rows_of) -> np.ndarray:
         return ts_source[rows_of(positions)]
 
-    order, c, tsday = _k.member_time_order(
+    order, c, tsday, moved = _k.member_time_order(
         member_all, tsday, timestamps, per_day, per_second, data["basket_id"], rows_of
     )
     del member_all
-    rows = sel if order is None else rows_of(order)  # None: every basket, in order
+    if order is not None:
+        rows = rows_of(order)
+    elif sel is not None:  # in order, a subset: rows = sel but for the moves
+        rows = sel.copy()
+        rows[moved[0]] = sel[moved[1]]
+    else:
+        rows = None  # every basket, in order but for the moves
     del order, sel, rows_of, timestamps
     month = None
     if revenue is None and rows is None:  # the months serve the revenue and the members
@@ -287,14 +304,24 @@ def replay(
             np.zeros(len(months["first"])),
             len(day_all),
             month.__getitem__,
-            lambda part: cents_all[part] / 100.0,
+            lambda part, cents_all=cents_all: cents_all[part] / 100.0,
         )
     elif revenue is None:
         revenue = _monthly_money(day_all, cents_all, months)
-    if rows is None:  # the members' baskets are all the baskets, already in order
-        day = tsday if ts_raw is None else day_all
+    if rows is None:  # the members' baskets are all the baskets, in order but for moves
+        at, source = moved  # within a (member, timestamp day): moved in place (own arrays)
         cents = cents_all
+        cents[at] = cents[source]
+        if ts_raw is None:
+            day = tsday  # day_all itself: a move keeps the day
+        else:
+            day = day_all
+            day[at] = day[source]
+            month[at] = month[source]
         dept = data["dept"]
+        if dept is not None and len(at):
+            dept = dept.copy()
+            dept[at] = dept[source]
     else:
         day = tsday if ts_raw is None else day_all[rows]
         cents = cents_all[rows]
@@ -407,8 +434,9 @@ def _dense_integer_codes(customer: pd.Series) -> tuple[np.ndarray, int, Any] | N
     for part in _k.blocks(len(ids)):
         np.subtract(ids[part], ids.dtype.type(lo), out=codes[part], casting="unsafe")
 
-    def labels(present: np.ndarray) -> np.ndarray:
-        return (present.astype(ids.dtype) + ids.dtype.type(lo)).astype(str)
+    def labels(present: np.ndarray) -> Any:
+        values = present.astype(ids.dtype) + ids.dtype.type(lo)
+        return values.astype(str) if pa is None else pc.cast(pa.array(values), pa.string())
 
     return codes, hi - lo + 1, labels
 
@@ -494,7 +522,9 @@ def _member_events(
     thresholds = np.array([round(t.min_spend_12m * 100) for t in tiers], dtype=np.int64)
     tier = np.zeros(n, dtype=np.int8)
     if len(tiers) > 1 and n:
-        tier = _rolling_tier(c, day, cents, thresholds, starts)
+        tier, spend_m = _rolling_tier(c, day, cents, thresholds, starts)
+    else:
+        spend_m = np.add.reduceat(cents, starts, dtype=np.int64) if m else np.zeros(0, np.int64)
     # Tiers on the snapshot days (R11)
     snapshot = _snapshot_tiers(c, month, day, cents, starts, thresholds, months) if tiers else None
 
@@ -550,8 +580,13 @@ def _member_events(
     y0 = int((_EPOCH + s_day).astype("datetime64[Y]").astype(np.int64)) + 1970
     year = months["year"][month] if validity is not None or programme.progressive else None
     if validity is None:
-        issuing, rewards, balance = _conversions(credit, run_start, run_last, threshold_at)
+        issuing, rewards, balance, run_total = _conversions(
+            credit, run_start, run_last, threshold_at
+        )
         validity_events = (np.zeros(0, dtype=np.int64),) * 3
+        # each member's credit: the sum of its runs' (every member has a first run)
+        credit_m = np.add.reduceat(run_total, np.flatnonzero(first[run_first])) if m else run_total
+        del run_total
     else:
         rewards, balance, validity_events = _conversions_by_year(
             credit, run_start, run_first, run_last, day, year, y0, e_day, lapse_day,
@@ -559,6 +594,7 @@ def _member_events(
         )  # fmt: skip
         issuing = np.flatnonzero(rewards)
         rewards = rewards[issuing]
+        credit_m = np.add.reduceat(credit, starts, dtype=np.int64) if m else np.zeros(0, np.int64)
     del run_start
     lapsed = lapse_day <= e_day
     lapse_points = np.where(lapsed, balance, 0)
@@ -591,14 +627,17 @@ def _member_events(
         "lapse_points": lapse_points, "validity_events": validity_events, "cost_m": cost_m,
         "perceived_m": perceived_m, "per_point_m": per_point_m,
         "snapshot": snapshot, "valid_days": valid_days, "e_day": e_day,
-        "months": months, "sampled": sample,
+        "months": months, "sampled": sample, "spend_m": spend_m, "credit_m": credit_m,
+        "first": first,
     }  # fmt: skip
 
 
 def _rolling_tier(
     c: np.ndarray, day: np.ndarray, cents: np.ndarray, thresholds: np.ndarray, starts: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """R4: tier (int8) from the member's spend over earlier baskets in (day - 365, day).
+
+    Also returns each member's total spend (int64 cents), a by-product of the running sum.
 
     Only baskets whose member has spent (positive amounts) at least the second threshold
     before them can be above the first tier; for those, the member's first basket dated
@@ -610,6 +649,8 @@ def _rolling_tier(
     cc0 = np.zeros(n + 1, dtype=np.int64)  # spend before each basket
     cc0[1:] = cents
     np.cumsum(cc0, out=cc0)
+    spend_m = cc0[np.append(starts[1:], n)]
+    spend_m -= cc0[starts]
     if cents.min() >= 0:
         positive0 = cc0
     else:
@@ -625,7 +666,7 @@ def _rolling_tier(
     del found, positive0
     tier = np.zeros(n, dtype=np.int8)
     if len(candidates) == 0:
-        return tier
+        return tier, spend_m
     d0 = int(day.min()) - 365
     width = _k.bits(int(day.max()) - d0)
     key_t = np.int32 if _k.bits(int(c[-1])) + width <= 31 else np.int64
@@ -635,12 +676,18 @@ def _rolling_tier(
     key -= key_t(d0)
     needles = key[candidates]
     needles -= key_t(365)
-    lo = np.searchsorted(key, needles, side="right")
+    # The answer for a basket lies between its member's first basket and itself: each
+    # chunk of (sorted) needles is searched in the small slice of keys that holds its
+    # answers, which stays in cache (same result as one search of all keys).
+    lo = np.empty(len(candidates), dtype=np.intp)
+    for j in _k.blocks(len(candidates), 1 << 16):
+        a, z = int(starts[c[candidates[j.start]]]), int(candidates[j.stop - 1]) + 1
+        np.add(np.searchsorted(key[a:z], needles[j], side="right"), a, out=lo[j])
     del key, needles
     spend = cc0[candidates]
     spend -= cc0[lo]
     tier[candidates] = _k.tier_of_sorted(thresholds, spend)
-    return tier
+    return tier, spend_m
 
 
 def _points(
@@ -675,30 +722,32 @@ def _points(
 
 def _conversions(
     credit: np.ndarray, run_start: np.ndarray, run_last: np.ndarray, threshold_at: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """R8 without fixed validity: issuing baskets, their rewards, each run's final balance.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """R8 without fixed validity: issuing baskets, their rewards, each run's final balance
+    and each run's total credit.
 
     With ``total`` the balance after each basket (before conversions) and ``k = total //
     threshold`` the rewards issued so far in the run, a basket issues ``k - k[previous]``
     (its ``before // threshold``, the balance before it being the previous ``total``).
     """
     total = _k.segment_cumsum(credit, run_start)  # balance after each basket
-    balance = total[run_last] % threshold_at(run_last)
+    run_total = total[run_last]
+    balance = run_total % threshold_at(run_last)
     k = np.floor_divide(total, threshold_at(None), out=total)
     issuing, rewards = [], []
     for part in _k.blocks(len(k)):  # the nonzero k - k[previous], block by block
-        issued = k[part].copy()
-        issued[1:] -= k[part.start : part.stop - 1]
-        if part.start:
-            issued[0] -= k[part.start - 1]
+        kp = k[part]
+        issued = np.empty_like(kp)
+        np.subtract(kp[1:], kp[:-1], out=issued[1:])
+        issued[0] = kp[0] - k[part.start - 1] if part.start else kp[0]
         restart = run_start[part]
         issued[restart] = k[part][restart]
         at = np.flatnonzero(issued)
         issuing.append(at + part.start)
         rewards.append(issued[at])
     if not issuing:
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64), balance
-    return np.concatenate(issuing), np.concatenate(rewards), balance
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64), balance, run_total
+    return np.concatenate(issuing), np.concatenate(rewards), balance, run_total
 
 
 def _conversions_by_year(
@@ -892,8 +941,7 @@ def _ledger(
     starts = parts["starts"]
     new_members = per_month(month[starts])
     members = np.cumsum(new_members)
-    new_visit = np.ones(len(month), dtype=bool)
-    np.not_equal(c[1:], c[:-1], out=new_visit[1:])
+    new_visit = parts["first"].copy()  # a member's first basket, or first of a month
     new_visit[1:] |= month[1:] != month[:-1]
     active_members = per_month(month[new_visit])
     del new_visit
@@ -917,27 +965,28 @@ def _ledger(
         """Sum of ``weights(part)`` (float) over all baskets by ledger row, blockwise."""
         return _k.sum_by(np.zeros(n_months), n, lambda part: month[part], weights)
 
-    # Points credited (welcome bonus included): whole numbers, exact in float64 sums.
-    credited = dense_sum(lambda part: credit[part].astype(float))
+    # Points credited (welcome bonus included): whole numbers, exact in float64 sums; and
+    # their value: the change of balance of each basket at its member's cost per point.
+    # One pass for both (each sum in basket order, as ``dense_sum``).
+    per_point = parts["per_point_m"]
+    uniform = len(per_point) and (per_point == per_point[0]).all()
+    credited, change_sum = np.zeros(n_months), np.zeros(n_months)
+    for part in _k.blocks(n):
+        index = month[part]
+        change = credit[part].astype(float)
+        np.add.at(credited, index, change)
+        i0, i1 = np.searchsorted(issuing, (part.start, part.stop))
+        change[issuing[i0:i1] - part.start] -= converted[i0:i1]
+        change *= per_point[0] if uniform else per_point[c[part]]
+        np.add.at(change_sum, index, change)
     welcome = per_month(month[starts]) * float(parts["welcome_bonus"])
     # Outstanding points and pending rewards: every change dated, summed up to each snapshot.
     outstanding = np.cumsum(
         credited - per_month(issue_month, converted)
         - by_day(v_day, v_points) - by_day(lapse_day, lapse_points)
     )  # fmt: skip
-    # Their value: the change of balance of each basket at its member's cost per point.
-    per_point = parts["per_point_m"]
-    uniform = len(per_point) and (per_point == per_point[0]).all()
-
-    def change_value(part: slice) -> np.ndarray:
-        change = credit[part].astype(float)
-        i0, i1 = np.searchsorted(issuing, (part.start, part.stop))
-        change[issuing[i0:i1] - part.start] -= converted[i0:i1]
-        change *= per_point[0] if uniform else per_point[c[part]]
-        return change
-
     points_value = np.cumsum(
-        dense_sum(change_value)
+        change_sum
         - by_day(v_day, v_points * per_point[v_member])
         - by_day(lapse_day, lapse_points * per_point[lapse_member])
     )
@@ -1044,10 +1093,6 @@ def _customers(
     def per_member(values: np.ndarray, members: np.ndarray) -> np.ndarray:
         return np.bincount(members, weights=np.asarray(values, dtype=float), minlength=m)
 
-    def segment_sum(values: np.ndarray) -> np.ndarray:
-        """Exact int64 sums over each member's baskets."""
-        return np.add.reduceat(values, starts, dtype=np.int64) if m else np.zeros(0, np.int64)
-
     rewards = parts["rewards"]
     c_issuing = c[issuing]
     never = np.iinfo(np.int64).max
@@ -1075,26 +1120,26 @@ def _customers(
         parts["lapse_points"][lapsed], run_member[lapsed]
     )
     converted = rewards * parts["threshold_at"](issuing)
-    points_earned = segment_sum(parts["credit"])
+    points_earned = parts["credit_m"]
     balance_end = points_earned - per_member(converted, c_issuing) - expired
     enrol = day[starts].astype(np.int64)
     tiers = programme.tiers
-    names = np.array([t.name for t in tiers] or [""], dtype=object)
+    names = pd.array([t.name for t in tiers] or [""], dtype="str")  # text once, then taken
     if tiers:
-        tier_end = names[parts["snapshot"]["tier_end"]]
+        tier_end = names.take(parts["snapshot"]["tier_end"].astype(np.intp))
         top = parts["snapshot"]["top"].copy()
         if m:
             np.maximum(top, np.maximum.reduceat(parts["tier"], starts), out=top)
-        top_tier = names[top]
+        top_tier = names.take(top.astype(np.intp))
     else:
-        tier_end = top_tier = np.full(m, "", dtype=object)
+        tier_end = top_tier = names.take(np.zeros(m, dtype=np.intp))
     frame = pd.DataFrame(
         {
             "customer_id": ids,
             "enrolled": (_EPOCH + enrol).astype("datetime64[ns]"),
             "reward": member_choice.astype(np.int64),
             "baskets": np.diff(np.append(starts, len(c))).astype(np.int64),
-            "spend": segment_sum(parts["cents"]) / 100,
+            "spend": parts["spend_m"] / 100,
             "points_earned": points_earned,
             "points_expired": expired.round().astype(np.int64),
             "rewards_issued": per_member(rewards, c_issuing).round().astype(np.int64),
