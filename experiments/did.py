@@ -92,8 +92,7 @@ def did(
     else:
         se = math.sqrt(fit.vcov_cr2()[0, 0])
         df = float(fit.bm_df(np.ones((1, 1)))[0])
-    t_crit, p_value = _t_test(estimate, se, df, alpha)
-    ci_low, ci_high = estimate - t_crit * se, estimate + t_crit * se
+    t_crit, p_value, ci_low, ci_high = _t_test(estimate, se, df, alpha)
     extras.update(se=se, df=df)
     if inference == "wild":
         boot = wild_bootstrap(
@@ -154,7 +153,7 @@ def ancova(
         df = float(fit.bm_df(np.array([[0.0, 1.0, 0.0]]))[0])
     else:
         df = float(n_units - 3)
-    t_crit, p_value = _t_test(estimate, se, df, alpha)
+    _, p_value, ci_low, ci_high = _t_test(estimate, se, df, alpha)
     extras.update(se=se, df=df)
     return _comparison(
         data,
@@ -164,8 +163,8 @@ def ancova(
         method,
         alpha,
         estimate,
-        estimate - t_crit * se,
-        estimate + t_crit * se,
+        ci_low,
+        ci_high,
         p_value,
         extras,
     )
@@ -236,7 +235,7 @@ def event_study(
     vcov = fit.vcov_cr2()
     se = math.sqrt(post_contrast @ vcov @ post_contrast)
     df = float(fit.bm_df(post_contrast[None, :])[0])
-    t_crit, p_value = _t_test(estimate, se, df, alpha)
+    _, p_value, ci_low, ci_high = _t_test(estimate, se, df, alpha)
     ses = np.sqrt(np.diag(vcov))
     dfs = fit.bm_df(np.eye(len(times)))
     crits = stats.t.ppf(1.0 - alpha / 2.0, dfs)
@@ -273,8 +272,8 @@ def event_study(
         method,
         alpha,
         estimate,
-        estimate - t_crit * se,
-        estimate + t_crit * se,
+        ci_low,
+        ci_high,
         p_value,
         extras,
     )
@@ -371,12 +370,15 @@ def _status(data: PanelData, fit: ClusteredOLS) -> str:
     return OK
 
 
-def _t_test(estimate: float, se: float, df: float, alpha: float) -> tuple[float, float]:
+def _t_test(
+    estimate: float, se: float, df: float, alpha: float
+) -> tuple[float, float, float, float]:
+    """Critical value, two-sided p-value and the t interval ``estimate -/+ t_crit se``."""
     from scipy import stats
 
     t_crit = float(stats.t.ppf(1.0 - alpha / 2.0, df))
     p_value = float(2.0 * stats.t.sf(abs(estimate) / se, df))
-    return t_crit, p_value
+    return t_crit, p_value, estimate - t_crit * se, estimate + t_crit * se
 
 
 def _comparison(

@@ -181,16 +181,15 @@ def _search_v(outer: _Outer, n_random: int, polish: bool) -> np.ndarray:
     """Multi-start L-BFGS-B on ``v in [0, 1]^K``, then a Nelder-Mead polish of the best."""
     k = outer.x0.shape[0]
     bounds = [(0.0, 1.0)] * k
+
+    def lbfgs(start: np.ndarray) -> Any:
+        """L-BFGS-B on the predictor weights, from ``start`` scaled to a maximum of 1."""
+        return minimize(outer.loss_grad, start / start.max(), jac=True, method="L-BFGS-B",
+                        bounds=bounds, options={"maxiter": 500})  # fmt: skip
+
     best_v, best = np.full(k, 1.0 / k), math.inf
     for start in _starts(outer, n_random):
-        res = minimize(
-            outer.loss_grad,
-            start / start.max(),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": 500},
-        )
+        res = lbfgs(start)
         if res.fun < best - 1e-12:
             best_v, best = np.abs(res.x), float(res.fun)
     if polish and k > 1:
@@ -206,14 +205,7 @@ def _search_v(outer: _Outer, n_random: int, polish: bool) -> np.ndarray:
             },
         )
         x = np.abs(res.x)
-        res = minimize(
-            outer.loss_grad,
-            x / x.max(),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": 500},
-        )
+        res = lbfgs(x)
         if res.fun < best - 1e-12:
             best_v, best = np.abs(res.x), float(res.fun)
     return best_v / best_v.sum()
