@@ -16,7 +16,7 @@ pre-period, ...) is not an error: the comparison carries a status (see
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,7 @@ def evaluate(
     predictors: pd.DataFrame | None = None,
     n_draws: int = 10_000,
     scale: str = "auto",
+    ri_draws: Callable[[str, np.ndarray], np.ndarray] | None = None,
 ) -> Evaluation:
     """Compare every arm of ``assignment`` with the ``control`` arm on ``outcome``.
 
@@ -117,6 +118,10 @@ def evaluate(
             stores of very different sizes); ``relative`` is then ``exp(effect) - 1``
             with its interval mapped the same way, and ``estimate`` the absolute effect
             this implies on the treated units' test-period mean (see :func:`from_log`).
+        ri_draws: for ``"ri"`` with a design none of ``"complete"``, ``"stratified"``,
+            ``"paired"`` covers (rerandomization): ``ri_draws(arm, units)`` returns the
+            design's own re-draws for the comparison of ``arm`` with the control, a 0/1
+            array (draws x units, in the order of ``units``, 1 = ``arm``).
 
     Raises:
         PanelError: a column is missing, the outcome is not numeric, a unit has no arm or
@@ -129,8 +134,12 @@ def evaluate(
         raise ValueError(f"scale == {scale!r}, must be one of {list(SCALES)}.")
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
         raise ValueError(f"alpha == {alpha!r}, must be in (0, 1).")
-    if method != "ri" and (design != "complete" or strata is not None or pairs is not None):
-        raise ValueError(f"design, strata and pairs are used by method='ri' only, not {method!r}.")
+    if method != "ri" and (
+        design != "complete" or strata is not None or pairs is not None or ri_draws is not None
+    ):
+        raise ValueError(
+            f"design, strata, pairs and ri_draws are used by method='ri' only, not {method!r}."
+        )
     if method != "synthetic_control" and predictors is not None:
         raise ValueError(f"predictors are used by method='synthetic_control' only, not {method!r}.")
     _check_columns(panel, unit, period, outcome)
@@ -181,6 +190,7 @@ def evaluate(
             design=design,
             predictors=predictors,
             n_draws=n_draws,
+            assignments=None if ri_draws is None else ri_draws(arm, data.units),
         )
         if scale == "log":
             comparison = from_log(comparison, level_data.treated_post_mean())
@@ -256,6 +266,7 @@ def _estimate(data: PanelData, method: str, **kw: Any) -> Comparison:
             pairs=_restrict(kw["pairs"], data.units),
             n_draws=kw["n_draws"],
             rng=kw["rng"],
+            assignments=kw["assignments"],
             **labels,
         )
     from .synthetic_control import synthetic_control

@@ -52,6 +52,7 @@ def randomization_inference(
     exact_max: int = 20_000,
     rng: np.random.Generator | int | None = None,
     statistic: str = "did",
+    assignments: np.ndarray | None = None,
 ) -> Comparison:
     """Randomization test and test-inversion interval for the effect of ``arm``.
 
@@ -73,6 +74,10 @@ def randomization_inference(
         statistic: ``"did"`` (difference in differences of unit means) or ``"ancova"``
             (post means residualized on pre means; the estimate is then the ANCOVA
             coefficient, the root of the observed statistic in ``tau0``).
+        assignments: the design's own re-draws, when it is none of ``DESIGNS`` (e.g.
+            rerandomization, which keeps only balanced draws): a 0/1 array (draws x units,
+            in ``data.units`` order), each row with as many treated units as observed. The
+            observed assignment is added; ``design`` is then reported as ``"given"``.
 
     Returns:
         A :class:`Comparison` with ``method="randomization"``: the estimate (for ``did`` the
@@ -117,7 +122,12 @@ def randomization_inference(
     if np.ptp(d) <= 1e-12 * max(float(np.abs(data.y).max()), np.finfo(float).tiny):
         return degenerate(*labels, "zero_variance", n_units, alpha, estimate, **info)
 
-    assignments, exact, n_assignments = _assignments(w_obs, groups, n_draws, exact_max, rng)
+    if assignments is not None:
+        assignments = _given(assignments, w_obs)
+        exact, n_assignments = False, None
+        info["design"] = "given"
+    else:
+        assignments, exact, n_assignments = _assignments(w_obs, groups, n_draws, exact_max, rng)
     ab = assignments @ np.column_stack([dc, uc])
     a, b = scale * ab[:, 0], scale * ab[:, 1]
     p_value = _p_value(a, b, t, b0, 0.0)
@@ -270,6 +280,22 @@ def _assignments(
         base[:k] = 1.0
         matrix[1:, block] = generator.permuted(np.tile(base, (n_draws, 1)), axis=1)
     return matrix, False, n_assignments
+
+
+def _given(assignments: np.ndarray, w_obs: np.ndarray) -> np.ndarray:
+    """The caller's re-draws, checked, with the observed assignment as the first row."""
+    matrix = np.asarray(assignments, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[1] != len(w_obs) or len(matrix) == 0:
+        raise ValueError(
+            f"assignments has shape {matrix.shape}, must be (draws, {len(w_obs)} units)."
+        )
+    if not np.isin(matrix, (0.0, 1.0)).all():
+        raise ValueError("assignments must hold 0 / 1 only.")
+    if not (matrix.sum(axis=1) == w_obs.sum()).all():
+        raise ValueError(
+            f"assignments: every row must treat {int(w_obs.sum())} units, as observed."
+        )
+    return np.vstack([w_obs.astype(float), matrix])
 
 
 def _combination_matrix(n: int, k: int) -> np.ndarray:

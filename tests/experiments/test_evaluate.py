@@ -288,3 +288,26 @@ def test_synthetic_control_takes_predictors():
     assert set(result.comparisons[0].extras["v"]) == {"sales"}
     with pytest.raises(ValueError, match="predictors"):
         run(panel, assignment, predictors=predictors)
+
+
+def test_ri_draws_give_each_comparison_the_designs_own_redraws():
+    panel, assignment = make_panel(per_arm=6)
+    seen = {}
+
+    def redraws(arm: str, units: np.ndarray) -> np.ndarray:
+        seen[arm] = list(units)
+        treated = np.array([assignment[u] == arm for u in units], dtype=float)
+        rng = np.random.default_rng(len(seen))
+        return np.array([rng.permutation(treated) for _ in range(300)])
+
+    result = run(panel, assignment, method="ri", ri_draws=redraws)
+    arms = [a for a in dict.fromkeys(assignment.values()) if a != "control"]
+    assert sorted(seen) == sorted(arms)
+    for arm in arms:
+        expected = sorted(u for u, a in assignment.items() if a in ("control", arm))
+        assert sorted(seen[arm]) == expected
+    for comparison in result.comparisons:
+        assert comparison.extras["design"] == "given"
+        assert comparison.extras["n_draws"] == 301
+    with pytest.raises(ValueError, match="ri_draws are used by method='ri' only"):
+        run(panel, assignment, method="did", ri_draws=redraws)

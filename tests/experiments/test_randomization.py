@@ -353,3 +353,34 @@ def test_parameter_errors(kwargs, message):
     data = make_panel(1, treated=treated)
     with pytest.raises(ValueError, match=message):
         randomization_inference(data, **kwargs)
+
+
+def test_given_assignments_equal_the_same_draws_made_inside():
+    from loyalty_pilot.experiments.randomization import _assignments
+
+    data = make_panel(8, n_units=24, n_weeks=12, effect=2.0)
+    inside = randomization_inference(data, n_draws=500, exact_max=0, rng=5)
+    groups = np.zeros(len(data.units), dtype=np.intp)
+    matrix, exact, _ = _assignments(data.treated, groups, 500, 0, 5)
+    assert not exact
+    given = randomization_inference(data, assignments=matrix[1:])
+    assert given.p_value == inside.p_value
+    assert (given.ci_low, given.ci_high) == (inside.ci_low, inside.ci_high)
+    assert given.extras["design"] == "given"
+    # a design that allows only balanced draws changes the reference distribution
+    keep = matrix[1:][:100]
+    assert randomization_inference(data, assignments=keep).extras["n_draws"] == 101
+
+
+@pytest.mark.parametrize(
+    ("assignments", "message"),
+    [
+        (np.ones((3, 5)), r"shape \(3, 5\)"),
+        (np.full((2, 24), 0.5), "0 / 1 only"),
+        (np.eye(24)[:3], "must treat 12 units"),
+    ],
+)
+def test_given_assignments_are_checked(assignments, message):
+    data = make_panel(8, n_units=24, n_weeks=12)
+    with pytest.raises(ValueError, match=message):
+        randomization_inference(data, assignments=assignments)
