@@ -89,6 +89,7 @@ def member_time_order(
     per_second: int,
     basket_id: pd.Series,
     rows: Callable[[np.ndarray], np.ndarray],
+    ts_all: np.ndarray | None = None,
 ) -> tuple[Any, np.ndarray, np.ndarray, Any]:
     """Order baskets by (member, timestamp, basket_id as text).
 
@@ -104,6 +105,9 @@ def member_time_order(
     it fits in 63 bits (much faster than ``argsort`` and the key carries the sorted
     member and day); baskets of the same member and day are then put in timestamp order,
     and equal timestamps in basket_id order, on that (small) subset only.
+
+    ``ts_all`` (optional) are the int64 timestamps of all positions: when (member,
+    timestamp) already is in order, only equal timestamps of a member are looked at.
     """
     n = len(member)
     idx_t = index_dtype(n)
@@ -111,6 +115,8 @@ def member_time_order(
         return None, member, tsday, (np.zeros(0, dtype=idx_t),) * 2
     d0 = int(tsday.min())
     width_d, width_i = bits(int(tsday.max()) - d0), bits(n - 1)
+    if ts_all is not None and _ordered(member, ts_all):  # e.g. read with ORDER BY
+        return None, member, tsday, _order_ties(member, ts_all, basket_id, rows)
     ordered = _ordered(member, tsday)
     if ordered:
         order = np.arange(n, dtype=idx_t)
@@ -146,7 +152,7 @@ def member_time_order(
 
 
 def _ordered(member: np.ndarray, tsday: np.ndarray) -> bool:
-    """Whether (member, day) is already non-decreasing (e.g. read with ORDER BY).
+    """Whether (member, day) (or (member, timestamp)) is already non-decreasing.
 
     Block by block (stopping at the first block out of order): a step is in order when the
     member rises, or stays and the day does not fall.
@@ -229,3 +235,35 @@ def _order_within_days(
         return np.zeros(0, dtype=order.dtype)
     order[idx] = sub
     return idx[sub != before].astype(order.dtype)
+
+
+def _order_ties(
+    member: np.ndarray,
+    ts: np.ndarray,
+    basket_id: pd.Series,
+    rows: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Moves ``(at, source)`` putting equal (member, timestamp) runs in basket_id order.
+
+    For baskets already in (member, timestamp) order: the basket at position ``at``
+    becomes the one at ``source``. Only the runs of equal timestamps are looked at.
+    """
+    n = len(member)
+    found = []
+    for part in blocks(n - 1):  # steps within a member and a timestamp
+        lo, hi = slice(part.start, part.stop), slice(part.start + 1, part.stop + 1)
+        tie = ts[hi] == ts[lo]
+        tie &= member[hi] == member[lo]
+        found.append(np.flatnonzero(tie) + part.start)
+    tie_at = np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
+    idx_t = index_dtype(n)
+    if len(tie_at) == 0:
+        return (np.zeros(0, dtype=idx_t),) * 2
+    at = np.union1d(tie_at, tie_at + 1)  # the baskets of the runs, in order
+    tie_group = np.cumsum(~np.isin(at - 1, tie_at))  # a run starts without a tie before it
+    ids = basket_id.iloc[rows(at)].astype(str).to_numpy()
+    _, id_rank = np.unique(ids, return_inverse=True)
+    tie_order = np.lexsort((id_rank, tie_group))
+    source = at[tie_order]
+    moved = source != at
+    return at[moved].astype(idx_t), source[moved].astype(idx_t)
