@@ -14,6 +14,8 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
+import pandas as pd
+
 from loyalty_pilot.pilots.errors import UserError
 from loyalty_pilot.pilots.workspace import DB_NAME, Workspace
 
@@ -53,8 +55,12 @@ def build_chain(
     start: date | None = None,
     effect: dict[str, Any] | None = None,
     effects: list[dict[str, Any]] | None = None,
+    until: date | None = None,
 ) -> dict[str, Any]:
     """Generate a chain, write it to ``WORKSPACE/generated`` and ingest it.
+
+    ``until``: ingest only the baskets dated before this day (the history a pilot is
+    designed on); :func:`add_pilot_weeks` later adds the weeks from that day on.
 
     Returns a summary: ``seconds`` (wall time), ``files``, ``parameters``, ``effects``,
     ``ingest`` (the ingest results) and ``chain`` (:func:`panels.chain_summary`).
@@ -99,7 +105,10 @@ def build_chain(
         "store_truth": folder / "store_truth.parquet",
         "truth": folder / "truth.json",
     }
-    chain.baskets.to_parquet(files["baskets"], index=False)
+    history = chain.baskets
+    if until is not None:
+        history = history[history["date"] < pd.Timestamp(until)]
+    history.to_parquet(files["baskets"], index=False)
     contract = ["store_id", "region", "format", "size_m2", "opened"]
     stores_frame = chain.stores[contract].copy()
     stores_frame["opened"] = stores_frame["opened"].dt.date
@@ -113,6 +122,7 @@ def build_chain(
         "weeks": weeks,
         "seed": seed,
         "start": chain.start.isoformat(),
+        "until": None if until is None else until.isoformat(),
     }
     truth = {
         "parameters": parameters,
@@ -138,6 +148,43 @@ def build_chain(
         "ingest": [r.to_dict() for r in results],
         "chain": summary,
     }
+
+
+def add_pilot_weeks(
+    workspace: Workspace,
+    parameters: dict[str, Any],
+    *,
+    start: date,
+    end: date,
+    effects: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Synthesize a pilot's weeks with known effects and ingest them as new data.
+
+    The chain of ``parameters`` (as :func:`build_chain` returns them) is generated again
+    with ``effects`` injected from their start; its baskets dated ``start`` to ``end`` are
+    written to ``WORKSPACE/generated/pilot_baskets.parquet`` (basket ids prefixed ``P`` so
+    they never collide with the history's) and ingested. The history before ``start`` is
+    untouched: the design saw exactly the data it was frozen on.
+    """
+    from loyalty_pilot.pilots.ingest import ingest
+    from loyalty_pilot.pilots.synthetic import Effect, generate
+
+    kwargs = {k: parameters[k] for k in ("stores", "regions", "customers", "weeks", "seed")}
+    injected = tuple(Effect(**e) for e in effects)
+    chain = generate(**kwargs, start=date.fromisoformat(parameters["start"]), effects=injected)
+    baskets = chain.baskets
+    keep = (baskets["date"] >= pd.Timestamp(start)) & (
+        baskets["date"] < pd.Timestamp(end) + pd.Timedelta(days=1)
+    )
+    pilot = baskets[keep].assign(basket_id="P" + baskets.loc[keep, "basket_id"].astype(str))
+    path = workspace.path / "generated" / "pilot_baskets.parquet"
+    pilot.to_parquet(path, index=False)
+    truth_path = workspace.path / "generated" / "pilot_truth.json"
+    truth = {"start": start.isoformat(), "end": end.isoformat(),
+             "effects": [_effect_dict(e) for e in injected]}  # fmt: skip
+    truth_path.write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
+    results = ingest(workspace, baskets=path)
+    return {"file": str(path), "ingest": [r.to_dict() for r in results], "truth": truth}
 
 
 def _effect_dict(effect: Any) -> dict[str, Any]:

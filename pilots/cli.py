@@ -11,7 +11,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,11 @@ def main() -> None:
       generate  or create a synthetic chain with known ground truth
       check     validate programme YAML files, replay them, SMART check
       simulate  project variants: cost, break-even uplift, profit and ROI (Monte Carlo)
-      schema    the JSON Schema of a programme file
-      evaluate  a pilot's uplift per arm on a unit x period panel file
+      schema    the JSON Schema of a programme (or, --pilot, a pilot) file
+      design    size a pilot by power on the chain's history, propose its assignment
+      assign    freeze the pilot's assignment (immutable, versioned), export it
+      evaluate  a frozen pilot's uplift per arm (PILOT.yaml), or a panel file's
+      rollout   the staged rollout plan and where the pilot stands
       panel     store x week / region x week panels for the pilot's statistics
       rfm       customers' recency, frequency, monetary scores and segments
       demo      the whole story on a synthetic chain
@@ -319,13 +322,13 @@ def demo(
       loyalty-pilot demo --customers 5000 --weeks 52 --workspace /tmp/demo --json demo.json
     """
     from loyalty_pilot.pilots.chain import build_chain, reset_demo_workspace
-    from loyalty_pilot.pilots.demo_pilot import evaluate_pilot, pilot_lines, plan_pilot
+    from loyalty_pilot.pilots.demo_story import test_start
     from loyalty_pilot.pilots.programmes import comparison_table, evaluate, example_programmes
     from loyalty_pilot.pilots.workspace import open_workspace
 
     ws = reset_demo_workspace(open_workspace(workspace))
     chain_start = date(2024, 1, 1)
-    plan = plan_pilot(n_stores, weeks, chain_start, seed=seed)
+    start = test_start(chain_start, weeks, n_stores)
     summary = build_chain(
         ws,
         stores=n_stores,
@@ -334,9 +337,12 @@ def demo(
         weeks=weeks,
         seed=seed,
         start=chain_start,
-        effects=plan.effects() if plan else None,
+        until=start,
     )
     click.echo(f"loyalty-pilot demo: synthetic chain in {workspace} ({summary['seconds']:.1f} s)")
+    if start is not None:
+        click.echo(f"(history up to {start}; the pilot's {weeks - (start - chain_start).days // 7}"
+                   " test weeks are synthesized after the design is frozen)")  # fmt: skip
     _print_summary(summary["chain"])
 
     reports = evaluate(example_programmes(), _baskets(ws), seed=seed)
@@ -362,29 +368,16 @@ def demo(
     )
     click.echo(projection_table(summary["projection"]))
 
-    if plan is None:
-        click.echo("\nchain too small for the demo pilot (needs 6 stores and 20 weeks)")
+    if start is None:
+        click.echo("\nchain too small for the demo pilot (needs 6 stores and 42 weeks)")
     else:
-        con = ws.connect(read_only=True)
-        rows = evaluate_pilot(con, plan)
-        con.close()
-        per_arm = sum(a == "control" for a in plan.assignment.values())
-        click.echo("")
-        click.echo(
-            f"Synthetic pilot: {per_arm} stores per arm drawn at random, a known effect injected "
-            f"from {plan.start} for {plan.test_weeks} weeks; difference in differences on log "
-            "weekly store sales, CR2 small-sample intervals (95 %):"
-        )
-        for line in pilot_lines(rows):
-            click.echo(line)
-        summary["pilot"] = {
-            "assignment": plan.assignment,
-            "start": plan.start.isoformat(),
-            "test_weeks": plan.test_weeks,
-            "pre_weeks": plan.pre_weeks,
-            "truth": plan.truth,
-            "comparisons": rows,
+        break_even = {
+            {"cash-voucher": "cash", "gift-catalogue": "gift"}[Path(v.report.path).stem]: (
+                v.projection.break_even_uplift
+            )
+            for v in projected
         }
+        summary["pilot"] = _demo_pilot(ws, summary, chain_start, start, seed, break_even)
     write_json(json_path, summary)
 
 
@@ -433,17 +426,22 @@ def check(files: tuple[Path, ...], seed: int, workspace: Path, json_path: Path |
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the schema to this file instead of printing it.",
 )
-def schema(out: Path | None) -> None:
+@click.option("--pilot", "pilot", is_flag=True, help="The schema of a pilot file instead.")
+def schema(out: Path | None, pilot: bool) -> None:
     """Print the JSON Schema of a programme file, for editor completion and checks.
 
     \b
     Example:
       loyalty-pilot schema --out programme.schema.json
+      loyalty-pilot schema --pilot --out pilot.schema.json
       # VS Code (YAML extension): # yaml-language-server: $schema=programme.schema.json
     """
-    from loyalty_pilot.pilots.specfile import programme_json_schema
+    if pilot:
+        from loyalty_pilot.pilots.pilotspec import pilot_json_schema as make_schema
+    else:
+        from loyalty_pilot.pilots.specfile import programme_json_schema as make_schema
 
-    text = json.dumps(programme_json_schema(), indent=2) + "\n"
+    text = json.dumps(make_schema(), indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
         return
@@ -551,20 +549,23 @@ def rfm(
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument(
+    "pilot_file",
+    metavar="[PILOT.yaml]",
+    required=False,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
 @click.option(
     "--data",
     "data",
-    required=True,
     type=click.Path(path_type=Path),
-    help="Panel file (CSV or Parquet): one row per unit and period.",
+    help="Panel file (CSV or Parquet): one row per unit and period (file mode).",
 )
-@click.option("--unit", required=True, help="Column of the unit (store, region, ...).")
-@click.option("--arm", "arm", required=True, help="Column of the arm: names, or 0/1.")
-@click.option("--outcome", required=True, help="Column of the outcome (a number).")
-@click.option("--period", required=True, help="Column of the period (week, date, ...).")
-@click.option(
-    "--start", required=True, help="First period of the test (a period value or between two)."
-)
+@click.option("--unit", help="Column of the unit (store, region, ...).")
+@click.option("--arm", "arm", help="Column of the arm: names, or 0/1.")
+@click.option("--outcome", help="Column of the outcome (a number).")
+@click.option("--period", help="Column of the period (week, date, ...).")
+@click.option("--start", help="First period of the test (a period value or between two).")
 @click.option(
     "--control",
     default=None,
@@ -573,9 +574,9 @@ def rfm(
 @click.option(
     "--method",
     type=click.Choice(["did", "ancova", "ri", "synthetic_control", "event_study"]),
-    default="did",
-    show_default=True,
-    help="Estimator (ri: randomization inference; did: CR2 intervals).",
+    default=None,
+    help="Estimator (ri: randomization inference; did: CR2 intervals) [default: did; "
+    "with PILOT.yaml, its evaluation.method].",
 )
 @click.option(
     "--design",
@@ -599,31 +600,40 @@ def rfm(
 @click.option(
     "--scale",
     type=click.Choice(["auto", "level", "log"]),
-    default="auto",
-    show_default=True,
+    default=None,
     help="log: estimate a multiplicative effect on log(outcome), the scale on which the "
     "intervals keep their coverage for sales of stores of different sizes (see "
-    "BENCHMARKS.md); relative = exp(effect) - 1. auto: log when every value is positive.",
+    "BENCHMARKS.md); relative = exp(effect) - 1. auto: log when every value is positive "
+    "[default: auto; with PILOT.yaml, its evaluation.scale].",
 )
+@workspace_option()
 @json_option
 def evaluate(
-    data: Path,
-    unit: str,
-    arm: str,
-    outcome: str,
-    period: str,
-    start: str,
+    pilot_file: Path | None,
+    data: Path | None,
+    unit: str | None,
+    arm: str | None,
+    outcome: str | None,
+    period: str | None,
+    start: str | None,
     control: str | None,
-    method: str,
+    method: str | None,
     design: str,
     strata: str | None,
     pairs: str | None,
     alpha: float,
     seed: int,
-    scale: str,
+    scale: str | None,
+    workspace: Path,
     json_path: Path | None,
 ) -> None:
     """Compare every arm of a pilot with the control arm on a unit x period panel.
+
+    Pilot mode (PILOT.yaml): the frozen assignment of `assign`, evaluated on the
+    workspace's store x week panel with the pilot's own method, its control and alpha;
+    randomization inference re-draws the frozen design's own mechanism.
+
+    File mode (--data): the panel of a file, with the columns named by the options.
 
     One line per arm: the effect per unit and period with its interval, the relative
     uplift, the p-value, the units compared and a status (ok, or why a figure is missing,
@@ -632,6 +642,7 @@ def evaluate(
 
     \b
     Example:
+      loyalty-pilot evaluate examples/pilots/cash-vs-gift.yaml --json evaluation.json
       loyalty-pilot evaluate --data store_week.csv --unit store_id --arm arm \\
           --outcome sales --period week --start 2026-03-30
       loyalty-pilot evaluate --data panel.parquet --unit store_id --arm arm --outcome sales \\
@@ -640,6 +651,18 @@ def evaluate(
     """
     from loyalty_pilot.pilots.evaluate_file import evaluate_file, summary_lines
 
+    if pilot_file is not None:
+        _evaluate_pilot(pilot_file, data, method, scale, seed, workspace, json_path)
+        return
+    if data is None:
+        raise UserError(
+            "evaluate needs PILOT.yaml (a frozen pilot) or --data FILE with --unit, --arm, "
+            "--outcome, --period and --start (see `loyalty-pilot evaluate --help`)"
+        )
+    given = {"--unit": unit, "--arm": arm, "--outcome": outcome, "--period": period}
+    missing = [name for name, value in {**given, "--start": start}.items() if not value]
+    if missing:
+        raise UserError(f"evaluate --data {data}: missing {', '.join(missing)}")
     result = evaluate_file(
         data,
         unit=unit,
@@ -648,15 +671,51 @@ def evaluate(
         period=period,
         start=start,
         control=control,
-        method=method,
+        method=method or "did",
         design=design,
         strata=strata,
         pairs=pairs,
         alpha=alpha,
         seed=seed,
-        scale=scale,
+        scale=scale or "auto",
     )
     for line in summary_lines(result):
+        click.echo(line)
+    write_json(json_path, result.to_dict())
+
+
+def _evaluate_pilot(
+    pilot_file: Path,
+    data: Path | None,
+    method: str | None,
+    scale: str | None,
+    seed: int,
+    workspace: Path,
+    json_path: Path | None,
+) -> None:
+    """``evaluate PILOT.yaml``: the frozen pilot on the workspace."""
+    from loyalty_pilot.pilots.evaluate_file import summary_lines
+    from loyalty_pilot.pilots.pilot_eval import evaluate_frozen
+    from loyalty_pilot.pilots.pilot_report import evaluation_lines
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.registry import latest
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    if data is not None:
+        raise UserError("evaluate: give PILOT.yaml or --data, not both")
+    pf = load_pilot(pilot_file)
+    con = open_workspace(workspace).connect(create=False, read_only=True)
+    try:
+        frozen = latest(con, pf.spec.pilot)
+        if frozen is None:
+            raise UserError(
+                f"{pilot_file}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
+                "run `loyalty-pilot assign` first"
+            )
+        result = evaluate_frozen(con, pf, frozen, method=method, scale=scale, seed=seed)
+    finally:
+        con.close()
+    for line in evaluation_lines(result) + summary_lines(result.evaluation):
         click.echo(line)
     write_json(json_path, result.to_dict())
 
@@ -743,6 +802,87 @@ def simulate(
     write_json(json_path, payload)
 
 
+def _demo_pilot(
+    ws: Any,
+    summary: dict[str, Any],
+    chain_start: date,
+    start: date,
+    seed: int,
+    break_even: dict[str, float],
+) -> dict[str, Any]:
+    """The demo's pilot: design (sized by power), freeze, synthesize the weeks, evaluate."""
+    import math
+
+    from loyalty_pilot.pilots.chain import add_pilot_weeks
+    from loyalty_pilot.pilots.demo_story import (
+        TEST_WEEKS,
+        effects_of,
+        truth,
+        truth_lines,
+        with_truth,
+        write_pilot_yaml,
+    )
+    from loyalty_pilot.pilots.pilot_design import run_design
+    from loyalty_pilot.pilots.pilot_eval import evaluate_frozen
+    from loyalty_pilot.pilots.pilot_freeze import freeze_pilot
+    from loyalty_pilot.pilots.pilot_report import design_lines
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+
+    regions = [str(r["region"]) for r in summary["chain"].get("sales_by_region", [])]
+    path = write_pilot_yaml(ws.path, chain_start, start, regions, seed)
+    pf = load_pilot(path)
+    known = {k: (v if math.isfinite(v) else None) for k, v in break_even.items()}
+    click.echo("")
+    click.echo(f"Pilot design ({path}): sized by placebo pilots on the chain's history")
+    con = ws.connect()
+    try:
+        design = run_design(con, pf, break_even=known, progress=_progress)
+        for line in design_lines(design):
+            click.echo("  " + line if line else "")
+        outcome = freeze_pilot(con, pf, design=design)
+    finally:
+        con.close()
+    frozen = outcome.frozen
+    click.echo(
+        f"Frozen: pilot {frozen.pilot} version {frozen.version} "
+        f"(design hash {frozen.design_hash[:12]}, data {frozen.data_fingerprint[:12]})"
+    )
+    end = start + timedelta(weeks=TEST_WEEKS, days=-1)
+    added = add_pilot_weeks(
+        ws, summary["parameters"], start=start, end=end,
+        effects=effects_of(frozen.arm_of(), start),
+    )  # fmt: skip
+    loaded = sum(r["loaded"] for r in added["ingest"])
+    click.echo(
+        f"Pilot weeks {start} to {end} synthesized with a known effect and ingested "
+        f"({loaded:,} baskets)"
+    )
+    con = ws.connect(read_only=True)
+    try:
+        result = evaluate_frozen(con, pf, frozen, seed=seed)
+    finally:
+        con.close()
+    rows = with_truth(result.evaluation.to_dict()["comparisons"])
+    click.echo(
+        "Evaluation of the frozen pilot: difference in differences on log weekly store "
+        "sales, CR2 small-sample intervals (95 %):"
+    )
+    for line in truth_lines(rows):
+        click.echo(line)
+    return {
+        "file": str(path),
+        "design": design.to_dict(),
+        "frozen": frozen.to_dict(),
+        "truth": truth(),
+        "evaluation": result.to_dict(),
+        "comparisons": rows,
+    }
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  ... {message}", err=True)
+
+
 def _write_frame(frame: Any, out: Path) -> None:
     if out.parent and not out.parent.exists():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
@@ -778,3 +918,7 @@ def _print_summary(chain: dict[str, Any]) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# the pilot commands (design, assign, rollout) register themselves on `main`
+from loyalty_pilot.pilots import cli_pilot as _cli_pilot  # noqa: E402, F401

@@ -198,3 +198,29 @@ def test_the_example_files_ingest_as_the_examples_readme_says(tmp_path):
     with open(payload["rejects_file"], encoding="utf-8") as handle:
         lines = [row.split(",")[0] for row in handle.read().splitlines()[1:]]
     assert lines == ["9", "10", "11"]
+
+
+def test_demo_sizes_freezes_synthesizes_and_evaluates_the_pilot(tmp_path):
+    ws = tmp_path / "demo"
+    args = ["demo", "--stores", "12", "--regions", "3", "--customers", "3000", "--weeks", "52"]
+    result = run(*args, "--workspace", str(ws), "--json", str(tmp_path / "d.json"))
+    assert result.exit_code == 0, result.output
+    pilot = json.loads((tmp_path / "d.json").read_text())["pilot"]
+    assert (ws / "pilot.yaml").exists()
+    design = pilot["design"]
+    assert design["threshold_source"] == "break-even uplift (simulator)"
+    assert design["threshold"] == pytest.approx(min(design["break_even_uplift"].values()))
+    assert design["power"]["cells"]
+    frozen = pilot["frozen"]
+    assert frozen["version"] == 1
+    arms = {u["arm"] for u in frozen["units"]}
+    assert arms == {"control", "cash", "gift"}
+    assert {c["arm"] for c in pilot["comparisons"]} == {"cash", "gift"}
+    for row in pilot["comparisons"]:
+        assert row["truth_relative"] == pytest.approx(pilot["truth"][row["arm"]])
+    assert "Frozen: pilot demo-cash-vs-gift version 1" in result.output
+    assert "truth +6.0%" in result.output
+    # the frozen pilot can be evaluated again from the command line
+    again = run("evaluate", str(ws / "pilot.yaml"), "--workspace", str(ws))
+    assert again.exit_code == 0, again.output
+    assert "Frozen version 1" in again.output

@@ -129,3 +129,12 @@ def test_demo_compares_the_example_programmes(tmp_path):
         assert v["break_even_uplift"] > 0
         assert v["profit"]["p10"] <= v["profit"]["p50"] <= v["profit"]["p90"]
     assert "Cash vs gift, projected" in result.output
+
+
+def test_schema_of_a_pilot_file(tmp_path):
+    result = run("schema", "--pilot", "--out", str(tmp_path / "p.json"))
+    assert result.exit_code == 0
+    schema = json.loads((tmp_path / "p.json").read_text())
+    assert {"pilot", "arms", "pre_period", "test_period", "design", "rollout"} <= set(
+        schema["properties"]
+    )

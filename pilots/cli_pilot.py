@@ -1,0 +1,166 @@
+"""The pilot commands: ``design``, ``assign`` and ``rollout`` (``evaluate PILOT.yaml`` is
+the pilot mode of ``evaluate``, in :mod:`loyalty_pilot.pilots.cli`).
+
+Registered on the main group when :mod:`loyalty_pilot.pilots.cli` is imported. Like the
+rest of the command line, nothing heavy is imported before a command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from loyalty_pilot.pilots.cli import CONTEXT, json_option, main, workspace_option, write_json
+
+PILOT_ARG = click.argument(
+    "pilot_file", metavar="PILOT.yaml", type=click.Path(dir_okay=False, path_type=Path)
+)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  ... {message}", err=True)
+
+
+@main.command(context_settings=CONTEXT)
+@PILOT_ARG
+@workspace_option()
+@click.option("--no-power", is_flag=True, help="Skip the power analysis (placebo pilots).")
+@json_option
+def design(pilot_file: Path, workspace: Path, no_power: bool, json_path: Path | None) -> None:
+    """Size and propose a pilot: eligibility, power, recommended design, assignment, balance.
+
+    Reads the pilot YAML and the workspace's history. Prints who is eligible (and why the
+    others are not), the uplift the pilot must detect (the programme arms' break-even
+    uplift, or decision.min_uplift), the power table (MDE at the target power for every
+    size x duration of the grid, by placebo pilots on the chain's own pre-period, with
+    the analytic cross-check and the false-positive rate at zero effect), the recommended
+    design, the proposed assignment and its balance. Nothing is frozen: see `assign`.
+
+    \b
+    Example:
+      loyalty-pilot design examples/pilots/cash-vs-gift.yaml --workspace demo-workspace
+      loyalty-pilot design pilot.yaml --json design.json
+    """
+    from loyalty_pilot.pilots.pilot_design import run_design
+    from loyalty_pilot.pilots.pilot_report import design_lines
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pf = load_pilot(pilot_file)
+    con = open_workspace(workspace).connect(create=False, read_only=True)
+    try:
+        result = run_design(con, pf, with_power=not no_power, progress=_progress)
+    finally:
+        con.close()
+    for line in design_lines(result):
+        click.echo(line)
+    write_json(json_path, result.to_dict())
+
+
+@main.command(context_settings=CONTEXT)
+@PILOT_ARG
+@workspace_option()
+@click.option(
+    "--new-version", is_flag=True, help="Freeze a new version when the inputs have changed."
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also export the frozen assignment as CSV for store operations.",
+)
+@json_option
+def assign(
+    pilot_file: Path,
+    workspace: Path,
+    new_version: bool,
+    csv_path: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Freeze the pilot's assignment in the workspace (immutable, versioned).
+
+    Draws the assignment exactly as `design` proposes it and records it with the pilot's
+    name, version, design hash, data fingerprint, seed and creation time. Re-running with
+    the same inputs confirms the frozen assignment; with different inputs (design, arms,
+    data) it refuses with exit code 2 unless --new-version is given. Every version stays
+    in the history.
+
+    \b
+    Example:
+      loyalty-pilot assign examples/pilots/cash-vs-gift.yaml --csv stores.csv
+      loyalty-pilot assign pilot.yaml --new-version
+    """
+    from loyalty_pilot.pilots.pilot_freeze import freeze_pilot
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.registry import export_csv
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pf = load_pilot(pilot_file)
+    if csv_path is not None and not csv_path.parent.exists():
+        from loyalty_pilot.pilots.errors import UserError
+
+        raise UserError(f"--csv {csv_path}: folder {csv_path.parent} does not exist")
+    con = open_workspace(workspace).connect(create=False)
+    try:
+        outcome = freeze_pilot(con, pf, new_version=new_version, progress=_progress)
+    finally:
+        con.close()
+    frozen = outcome.frozen
+    words = {
+        "created": "frozen",
+        "confirmed": "confirmed: the same assignment is already frozen",
+        "new_version": "frozen as a new version",
+    }[outcome.status]
+    click.echo(
+        f"pilot {frozen.pilot} version {frozen.version}: {words} "
+        f"({frozen.created_at:%Y-%m-%d %H:%M:%S})"
+    )
+    click.echo(f"  design hash {frozen.design_hash[:12]}, data {frozen.data_fingerprint[:12]}")
+    counts = frozen.units.groupby("arm").size()
+    click.echo("  " + ", ".join(f"{arm}: {n}" for arm, n in counts.items()))
+    if csv_path is not None:
+        export_csv(frozen, csv_path)
+        click.echo(f"  exported to {csv_path}")
+    payload: dict[str, Any] = {"status": outcome.status, **frozen.to_dict()}
+    write_json(json_path, payload)
+
+
+@main.command(context_settings=CONTEXT)
+@PILOT_ARG
+@workspace_option()
+@json_option
+def rollout(pilot_file: Path, workspace: Path, json_path: Path | None) -> None:
+    """Show the staged rollout plan and where the pilot stands.
+
+    Wave 0 is the frozen pilot; the later waves come from the pilot YAML (by region or by
+    share of stores), each gated on a GO for the one before. A holdout of stores stays
+    untreated as controls for evaluating later waves (staggered adoption).
+
+    \b
+    Example:
+      loyalty-pilot rollout examples/pilots/cash-vs-gift.yaml
+    """
+    from loyalty_pilot.pilots.pilot_freeze import rollout_plan
+    from loyalty_pilot.pilots.pilot_report import rollout_lines
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pf = load_pilot(pilot_file)
+    con = open_workspace(workspace).connect(create=False, read_only=True)
+    try:
+        plan, stage, frozen = rollout_plan(con, pf)
+    finally:
+        con.close()
+    for line in rollout_lines(pf, plan, stage, frozen):
+        click.echo(line)
+    write_json(
+        json_path,
+        {
+            "pilot": pf.spec.pilot,
+            "stage": stage,
+            "frozen_version": None if frozen is None else frozen.version,
+            **plan.to_dict(),
+        },
+    )

@@ -1,0 +1,321 @@
+"""The pilot workflow as a user runs it: design, assign (frozen, versioned), rollout, then
+evaluate once the pilot weeks are in the workspace.
+
+One small synthetic chain (history up to the test start) is built per module; each test
+writes its own pilot YAML next to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from loyalty_pilot.pilots.cli import main
+from loyalty_pilot.pilots.programmes import example_programmes
+
+START = dt.date(2024, 1, 1)
+WEEKS = 60
+TEST_WEEKS = 8
+TEST_START = START + dt.timedelta(weeks=WEEKS - TEST_WEEKS)
+PROGRAMMES = {p.stem: p.resolve() for p in example_programmes()}
+PARAMETERS = {"stores": 18, "regions": 4, "customers": 4000, "weeks": WEEKS, "seed": 4}
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    """A workspace holding the chain's history, before the test period."""
+    from loyalty_pilot.pilots.chain import build_chain
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    folder = tmp_path_factory.mktemp("chain") / "ws"
+    build_chain(open_workspace(folder), start=START, until=TEST_START, **PARAMETERS)
+    return folder
+
+
+@pytest.fixture
+def ws(history, tmp_path) -> Path:
+    """A private copy of the history workspace (tests freeze and ingest into it)."""
+    target = tmp_path / "ws"
+    shutil.copytree(history, target)
+    return target
+
+
+def write_pilot(folder: Path, name: str = "pilot.yaml", **changes) -> Path:
+    spec = {
+        "pilot": "test-pilot",
+        "arms": {
+            "control": None,
+            "cash": str(PROGRAMMES["cash-voucher"]),
+            "gift": str(PROGRAMMES["gift-catalogue"]),
+        },
+        "unit": "store",
+        "pre_period": {"start": START, "end": TEST_START - dt.timedelta(days=1)},
+        "test_period": {"start": TEST_START, "weeks": TEST_WEEKS},
+        "design": {"method": "matched", "units_per_arm": 4, "seed": 3},
+        "power": {"units_per_arm": [2, 4], "weeks": [4, 8], "placebos": 200},
+        "decision": {"alpha": 0.05, "min_uplift": 0.05},
+        "rollout": {
+            "holdout_share": 0.1,
+            "waves": [{"name": "first", "share": 0.5}, {"name": "rest"}],
+        },
+    }
+    for key, value in changes.items():
+        if key != "arms" and isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    import yaml
+
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def add_weeks(ws: Path, arm_of: dict[str, str], uplift: dict[str, float]) -> None:
+    from loyalty_pilot.pilots.chain import add_pilot_weeks
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    effects = []
+    for arm, u in uplift.items():
+        stores = tuple(sorted(s for s, a in arm_of.items() if a == arm))
+        effects.append({"stores": stores, "start": TEST_START, "visit_uplift": u})
+    end = TEST_START + dt.timedelta(weeks=TEST_WEEKS, days=-1)
+    params = {**PARAMETERS, "start": START.isoformat()}
+    add_pilot_weeks(open_workspace(ws), params, start=TEST_START, end=end, effects=effects)
+
+
+def test_design_prints_power_assignment_and_balance(ws, tmp_path):
+    pilot = write_pilot(tmp_path, eligibility={"exclude": ["S018"]})
+    out = tmp_path / "design.json"
+    result = run("design", pilot, "--workspace", ws, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "Eligibility: 17 of 18 candidates" in result.output
+    assert "excluded, on the exclusion list: S018" in result.output
+    payload = json.loads(out.read_text())
+    cells = payload["power"]["cells"]
+    assert [(c["per_arm"], c["weeks"]) for c in cells] == [(2, 4), (2, 8), (4, 4), (4, 8)]
+    for cell in cells:
+        assert 0 <= cell["false_positive_rate"] <= 0.2
+        assert cell["mde"] is None or cell["mde"] > 0
+    counts = payload["assignment"]["counts"]
+    assert counts == {"cash": 4, "control": 4, "gift": 4}
+    units = [u["unit"] for u in payload["assignment"]["units"]]
+    assert len(set(units)) == 12
+    assert "S018" not in units
+    assert {row["covariate"] for row in payload["balance"]} == {"level", "trend"}
+    assert payload["threshold"] == 0.05
+    assert payload["threshold_source"] == "decision.min_uplift"
+    assert len(payload["pre_period_series"]) == (WEEKS - TEST_WEEKS)
+
+
+def test_an_ineligible_new_store_does_not_change_the_assignment(ws, tmp_path):
+    from loyalty_pilot.pilots.ingest import ingest
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pilot = write_pilot(tmp_path)
+    before = run("design", pilot, "--workspace", ws, "--no-power", "--json", tmp_path / "a.json")
+    assert before.exit_code == 0, before.output
+    # a store opened inside the pre-period, with baskets: ineligible
+    (tmp_path / "stores.csv").write_text(
+        "store_id,region,format,size_m2,opened\nS999,north,super,900,2024-06-03\n"
+    )
+    rows = [f"C1,S999,X{k},2024-{6 + k // 28:02d}-{1 + k % 28:02d},25.0" for k in range(60)]
+    (tmp_path / "baskets.csv").write_text(
+        "customer_id,store_id,basket_id,date,amount\n" + "\n".join(rows) + "\n"
+    )
+    ingest(open_workspace(ws), baskets=tmp_path / "baskets.csv", stores=tmp_path / "stores.csv")
+    after = run("design", pilot, "--workspace", ws, "--no-power", "--json", tmp_path / "b.json")
+    assert after.exit_code == 0, after.output
+    assert "opened 2024-06-03, inside the pre-period: S999" in after.output
+    first = json.loads((tmp_path / "a.json").read_text())["assignment"]["units"]
+    second = json.loads((tmp_path / "b.json").read_text())["assignment"]["units"]
+    assert first == second
+
+
+def test_assign_freezes_confirms_refuses_and_versions(ws, tmp_path):
+    from loyalty_pilot.pilots.registry import history
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pilot = write_pilot(tmp_path)
+    first = run("assign", pilot, "--workspace", ws, "--csv", tmp_path / "a.csv")
+    assert first.exit_code == 0, first.output
+    assert "version 1: frozen" in first.output
+    exported = pd.read_csv(tmp_path / "a.csv")
+    assert list(exported.columns[:5]) == ["pilot", "version", "unit", "arm", "block"]
+    assert exported["arm"].value_counts().to_dict() == {"cash": 4, "control": 4, "gift": 4}
+    again = run("assign", pilot, "--workspace", ws)
+    assert again.exit_code == 0
+    assert "confirmed" in again.output
+    changed = write_pilot(tmp_path, "changed.yaml", design={"seed": 99})
+    refused = run("assign", changed, "--workspace", ws)
+    assert refused.exit_code == 2
+    assert "--new-version" in refused.output
+    assert "Traceback" not in refused.output
+    second = run("assign", changed, "--workspace", ws, "--new-version")
+    assert second.exit_code == 0, second.output
+    assert "version 2" in second.output
+    con = open_workspace(ws).connect(read_only=True)
+    versions = history(con, "test-pilot")
+    con.close()
+    assert [v["version"] for v in versions] == [1, 2]
+    # the first version is unchanged by the second
+    again = run("assign", pilot, "--workspace", ws)
+    assert again.exit_code == 2  # version 2 is the latest; version 1's inputs differ from it
+
+
+def test_evaluate_the_frozen_pilot_before_and_after_its_weeks(ws, tmp_path):
+    pilot = write_pilot(tmp_path, design={"units_per_arm": 6})
+    early = run("evaluate", pilot, "--workspace", ws)
+    assert early.exit_code == 2
+    assert "no frozen assignment" in early.output
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    arm_of = {u["unit"]: u["arm"] for u in json.loads((tmp_path / "f.json").read_text())["units"]}
+    not_yet = run("evaluate", pilot, "--workspace", ws)
+    assert not_yet.exit_code == 2
+    assert "no data in the test period yet" in not_yet.output
+    add_weeks(ws, arm_of, {"cash": 0.30, "gift": 0.0})
+    out = tmp_path / "e.json"
+    result = run("evaluate", pilot, "--workspace", ws, "--json", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["pilot"]["weeks_observed"] == TEST_WEEKS
+    rows = {c["arm"]: c for c in payload["comparisons"]}
+    assert rows["cash"]["rel_ci_low"] > 0.05  # a +30 % visit effect is seen
+    assert rows["cash"]["rel_ci_low"] < 0.30 < rows["cash"]["rel_ci_high"] + 0.05
+    assert rows["gift"]["rel_ci_low"] < 0 < rows["gift"]["rel_ci_high"]
+    ri = run("evaluate", pilot, "--workspace", ws, "--method", "ri", "--json", out)
+    assert ri.exit_code == 0, ri.output
+    comparisons = json.loads(out.read_text())["comparisons"]
+    assert {c["design"] for c in comparisons} == {"paired"}  # matched tuples re-drawn
+    assert all(c["n_units"] == 12 for c in comparisons)
+
+
+def test_rerandomized_pilot_is_evaluated_over_its_own_balanced_draws(ws, tmp_path):
+    pilot = write_pilot(
+        tmp_path, design={"method": "rerandomized", "units_per_arm": 4, "acceptance": 0.2}
+    )
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = json.loads((tmp_path / "f.json").read_text())["units"]
+    add_weeks(ws, {u["unit"]: u["arm"] for u in units}, {"cash": 0.0, "gift": 0.0})
+    out = tmp_path / "e.json"
+    result = run("evaluate", pilot, "--workspace", ws, "--method", "ri", "--json", out)
+    assert result.exit_code == 0, result.output
+    for comparison in json.loads(out.read_text())["comparisons"]:
+        assert comparison["design"] == "given"
+        assert comparison["n_draws"] > 1
+
+
+def test_rerandomized_draws_keep_the_other_arm_and_the_criterion(ws, tmp_path):
+    from loyalty_pilot.experiments.balance import joint_mahalanobis, whiten
+    from loyalty_pilot.pilots.pilot_eval import rerandomized_draws
+    from loyalty_pilot.pilots.pilot_freeze import freeze_pilot
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pf = load_pilot(write_pilot(tmp_path, design={"method": "rerandomized", "acceptance": 0.3}))
+    con = open_workspace(ws).connect()
+    frozen = freeze_pilot(con, pf).frozen
+    con.close()
+    arms = ("control", "cash", "gift")
+    draws = rerandomized_draws(frozen, arms, n_draws=200, seed=1)
+    members = frozen.units[frozen.units["arm"].isin(["control", "cash"])]["unit"].to_numpy()
+    matrix = draws("cash", members)
+    assert matrix.shape == (200, len(members))
+    assert (matrix.sum(axis=1) == 4).all()
+    covariates = pd.DataFrame(frozen.spec["covariates"])
+    z = whiten(covariates[["level", "trend"]].to_numpy())
+    index = covariates.index.astype(str)
+    base = np.full(len(index), -1)
+    arm_of = frozen.arm_of()
+    for k, unit in enumerate(index):
+        if unit in arm_of:
+            base[k] = arms.index(arm_of[unit])
+    where = index.get_indexer(members)
+    codes = np.tile(base, (len(matrix), 1))
+    codes[:, where] = np.where(matrix == 1, 1, 0)  # gift units stay where they were
+    m = joint_mahalanobis(codes, z, 3)
+    assert (m <= frozen.spec["assignment_details"]["threshold"] * (1 + 1e-9)).all()
+    assert len({tuple(row) for row in matrix}) > 20
+
+
+def test_cluster_design_freezes_stores_and_evaluates_by_region(ws, tmp_path):
+    pilot = write_pilot(
+        tmp_path,
+        arms={"control": None, "cash": str(PROGRAMMES["cash-voucher"])},
+        design={"method": "cluster", "cluster_by": "region", "units_per_arm": 2},
+        power={"units_per_arm": [2], "weeks": [4]},
+    )
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = pd.DataFrame(json.loads((tmp_path / "f.json").read_text())["units"])
+    # every store of a chosen region, with its region as block
+    assert (units["block"] == units["region"]).all()
+    assert units.groupby("region")["arm"].nunique().max() == 1
+    add_weeks(ws, dict(zip(units["unit"], units["arm"], strict=True)), {"cash": 0.0})
+    out = tmp_path / "e.json"
+    result = run("evaluate", pilot, "--workspace", ws, "--json", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["pilot"]["analysis_unit"] == "region"
+    assert payload["n_units"] == 4
+
+
+def test_rollout_shows_the_waves_and_the_stage(ws, tmp_path):
+    pilot = write_pilot(tmp_path)
+    before = run("rollout", pilot, "--workspace", ws)
+    assert before.exit_code == 0, before.output
+    assert "not frozen yet" in before.output
+    assert run("assign", pilot, "--workspace", ws).exit_code == 0
+    out = tmp_path / "r.json"
+    after = run("rollout", pilot, "--workspace", ws, "--json", out)
+    assert after.exit_code == 0, after.output
+    assert f"frozen; the test starts on {TEST_START}" in after.output
+    plan = json.loads(out.read_text())
+    names = [w["name"] for w in plan["waves"]]
+    assert names == ["pilot", "first", "rest"]
+    assert plan["waves"][0]["n_stores"] == 8  # cash and gift stores
+    total = sum(w["n_stores"] for w in plan["waves"]) + plan["holdout"]["n_stores"]
+    assert total == 18
+    assert plan["waves"][1]["gate"] == "GO on pilot"
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("missing-programme-file.yaml", "not found"),
+        ("pre-period-reversed.yaml", "pre_period"),
+        ("duplicate-arm.yaml", "duplicate key"),
+    ],
+)
+def test_bad_pilot_files_exit_2_with_their_location(ws, name, fragment):
+    path = Path(__file__).parents[1] / "data" / "bad_pilots" / name
+    for command in ("design", "assign", "rollout", "evaluate"):
+        result = run(command, path, "--workspace", ws)
+        assert result.exit_code == 2, (command, result.output)
+        first = result.output.splitlines()[0]
+        assert first.startswith(f"Error: {path}:")
+        assert fragment in result.output
+
+
+def test_periods_outside_the_data_name_the_key(ws, tmp_path):
+    pilot = write_pilot(
+        tmp_path,
+        pre_period={"start": START - dt.timedelta(weeks=4), "end": TEST_START - dt.timedelta(1)},
+    )
+    result = run("design", pilot, "--workspace", ws)
+    assert result.exit_code == 2
+    assert "pre_period.start" in result.output
+    assert "Traceback" not in result.output
