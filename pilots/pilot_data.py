@@ -189,14 +189,16 @@ def _customers(
     from loyalty_pilot.pilots.pilotspec import check_against_data
 
     spec = pf.spec
-    if metric != "sales":
-        raise pf.error(("metrics", "primary"), "unit customer supports the primary metric sales")
+    if metric not in ("sales", "visits"):
+        raise pf.error(
+            ("metrics", "primary"), "unit customer supports the primary metrics sales and visits"
+        )
     pre_start, pre_end = spec.pre_period.start, spec.pre_period.end
     monday = pre_start - timedelta(days=pre_start.weekday())
     n_weeks = (pre_end - monday).days // 7 + 1
     rows = con.execute(
         """SELECT customer_id, CAST(date_trunc('week', date) AS DATE) AS week,
-                  sum(amount) AS sales
+                  sum(amount) AS sales, count(*) FILTER (WHERE amount > 0) AS baskets
            FROM baskets WHERE customer_id IS NOT NULL AND date BETWEEN ? AND ?
            GROUP BY 1, 2""",
         [pre_start, pre_end],
@@ -205,13 +207,16 @@ def _customers(
     position = np.searchsorted(customers, rows["customer_id"].astype(str).to_numpy())
     week = ((pd.to_datetime(rows["week"]) - pd.Timestamp(monday)).dt.days // 7).to_numpy()
     matrix = np.zeros((len(customers), n_weeks))
-    np.add.at(matrix, (position, week), rows["sales"].to_numpy(dtype=float))
+    np.add.at(matrix, (position, week), rows[column].to_numpy(dtype=float))
+    sales = np.zeros((len(customers), n_weeks))
+    np.add.at(sales, (position, week), rows["sales"].to_numpy(dtype=float))
     weeks = pd.date_range(pd.Timestamp(monday), periods=n_weeks, freq="7D")
     wide_all = pd.DataFrame(matrix, index=pd.Index(customers), columns=weeks)
     eligibility = eligible_units(
-        wide_all,
+        pd.DataFrame(sales, index=wide_all.index, columns=weeks),
         pre_start=pre_start,
         min_pre_weeks=1,
+        min_weekly_sales=spec.eligibility.min_weekly_sales,
         exclude=tuple(spec.eligibility.exclude),
         closed_weeks=n_weeks,
     )

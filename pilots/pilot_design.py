@@ -140,13 +140,28 @@ def _threshold(
     return {}, float(wanted), "decision.min_uplift"
 
 
-def _units_frame(data: PilotData) -> pd.DataFrame:
-    """The assignment's unit table: descriptors and pre-period covariates, sorted by id."""
+COVARIATES = ("level", "trend", "volatility")
+
+
+def covariates_of(wide: pd.DataFrame) -> pd.DataFrame:
+    """Pre-period ``level`` and ``trend`` (experiments.assignment.pre_period_covariates, on
+    log1p when every value is positive) and ``volatility``: the standard deviation of the
+    week-to-week changes of the same series."""
     from loyalty_pilot.experiments.assignment import pre_period_covariates
 
-    log = bool((data.wide.to_numpy() > 0).all())
-    covariates = pre_period_covariates(data.wide, log=log)
-    return data.units.join(covariates).sort_index()
+    log = bool((wide.to_numpy() > 0).all())
+    out = pre_period_covariates(wide, log=log)
+    values = wide.to_numpy(dtype=float)
+    series = np.log1p(values) if log else values
+    changes = np.diff(series, axis=1)
+    volatility = changes.std(axis=1, ddof=1) if changes.shape[1] > 1 else np.zeros(len(wide))
+    out["volatility"] = pd.Series(volatility, index=wide.index.astype(str)).reindex(out.index)
+    return out
+
+
+def _units_frame(data: PilotData) -> pd.DataFrame:
+    """The assignment's unit table: descriptors and pre-period covariates, sorted by id."""
+    return data.units.join(covariates_of(data.wide)).sort_index()
 
 
 def _assign_kwargs(pf: PilotFile, data: PilotData) -> dict[str, Any]:
@@ -177,13 +192,12 @@ def _draw_for_power(
     Designs that use pre-period covariates (matched, rerandomized) recompute them on the
     placebo's own pre-window, so the placebo is designed as the real pilot will be.
     """
-    from loyalty_pilot.experiments.assignment import draw_codes, pre_period_covariates
+    from loyalty_pilot.experiments.assignment import draw_codes
 
     method = kwargs["method"]
     if method == "synthetic_region":
         method = "complete"  # power of the one-region design: a region against the rest
     uses_covariates = method in ("matched", "rerandomized")
-    log = bool((wide.to_numpy() > 0).all())
     extra = {k: v for k, v in kwargs.items() if k in ("strata", "covariates", "acceptance")}
     if method == "rerandomized":
         extra["max_mahalanobis"] = kwargs.get("max_mahalanobis")
@@ -194,9 +208,7 @@ def _draw_for_power(
         if uses_covariates:
             if start not in cache:
                 window = wide.iloc[:, max(start - pre_weeks, 0) : start]
-                cache[start] = units.drop(columns=["level", "trend"]).join(
-                    pre_period_covariates(window, log=log)
-                )
+                cache[start] = units.drop(columns=list(COVARIATES)).join(covariates_of(window))
             frame = cache[start]
         codes = draw_codes(
             frame, n_arms, method=method, per_arm=per_arm, n_draws=n_draws, rng=rng, **extra
@@ -274,6 +286,14 @@ def run_design(
     table = None
     recommended = None
     design = spec.design
+    if with_power and design.method == "synthetic_region":
+        n_donors = len(data.wide) - design.treated_regions * (n_arms - 1)
+        notes.append(
+            "no placebo power for a synthetic-region design: its placebo test compares the "
+            f"treated region with {n_donors} donor regions, so no p-value falls below "
+            f"1/{n_donors + 1} = {1 / (n_donors + 1):.2f}; read the pre-period fit (RMSPE) "
+            "in the ranking instead"
+        )
     if with_power and design.method != "synthetic_region":
         sizes, weeks, pre_weeks = _grid(pf, data, n_arms, units, kwargs)
         if not sizes:
@@ -312,7 +332,7 @@ def run_design(
         assignment = assign(units, list(arms), per_arm=per_arm, seed=design.seed, **kwargs)
     except ValueError as exc:
         raise pf.error(("design",), str(exc)) from None
-    covariates = units[["level", "trend"]]
+    covariates = units[list(COVARIATES)]
     balance = balance_table(
         covariates.loc[assignment.arm.index], assignment.arm, arms[0], arms=list(arms)
     )

@@ -80,6 +80,12 @@ def design_lines(result: PilotDesign) -> list[str]:
         units = sorted(arm.index[arm == name].astype(str))
         lines.append(f"  {name:<10} {len(units):>4}: {_listed(units)}")
     details = result.assignment.details or {}
+    ranking = details.get("ranking") or []
+    if ranking:
+        lines.append("  candidate regions by synthetic-control fit of the pre-period (best first):")
+        for row in ranking[:5]:
+            regions = ", ".join(map(str, row["regions"]))
+            lines.append(f"    {regions:<24} relative RMSPE {row['rmspe']:.2%}")
     for key in ("threshold", "acceptance_rate", "draws_tried", "mahalanobis"):
         if key in details and details[key] is not None:
             value = details[key]

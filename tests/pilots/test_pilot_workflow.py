@@ -113,7 +113,7 @@ def test_design_prints_power_assignment_and_balance(ws, tmp_path):
     units = [u["unit"] for u in payload["assignment"]["units"]]
     assert len(set(units)) == 12
     assert "S018" not in units
-    assert {row["covariate"] for row in payload["balance"]} == {"level", "trend"}
+    assert {row["covariate"] for row in payload["balance"]} == {"level", "trend", "volatility"}
     assert payload["threshold"] == 0.05
     assert payload["threshold_source"] == "decision.min_uplift"
     assert len(payload["pre_period_series"]) == (WEEKS - TEST_WEEKS)
@@ -319,3 +319,54 @@ def test_periods_outside_the_data_name_the_key(ws, tmp_path):
     assert result.exit_code == 2
     assert "pre_period.start" in result.output
     assert "Traceback" not in result.output
+
+
+def test_synthetic_region_design_ranks_regions_and_is_evaluated_by_region(ws, tmp_path):
+    pilot = write_pilot(
+        tmp_path,
+        arms={"control": None, "cash": str(PROGRAMMES["cash-voucher"])},
+        design={"method": "synthetic_region", "treated_regions": 1},
+        evaluation={"method": "synthetic_control"},
+    )
+    out = tmp_path / "d.json"
+    design = run("design", pilot, "--workspace", ws, "--json", out)
+    assert design.exit_code == 0, design.output
+    payload = json.loads(out.read_text())
+    ranking = payload["assignment"]["details"]["ranking"]
+    assert len(ranking) == 4  # each of the 4 regions as the treated one
+    best = ranking[0]["regions"][0]
+    arms = {u["unit"]: u["arm"] for u in payload["assignment"]["units"]}
+    assert arms[best] == "cash"
+    assert sorted(a for a in arms.values()) == ["cash", "control", "control", "control"]
+    assert "no placebo power for a synthetic-region design" in design.output
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = json.loads((tmp_path / "f.json").read_text())["units"]
+    assert {u["region"] for u in units if u["arm"] == "cash"} == {best}
+    add_weeks(ws, {u["unit"]: u["arm"] for u in units}, {"cash": 0.0})
+    result = run("evaluate", pilot, "--workspace", ws, "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "e.json").read_text())
+    assert evaluation["method"] == "synthetic_control"
+    assert evaluation["pilot"]["analysis_unit"] == "region"
+
+
+def test_customer_pilot_is_designed_on_customers(ws, tmp_path):
+    pilot = write_pilot(
+        tmp_path,
+        unit="customer",
+        design={"method": "rerandomized", "units_per_arm": 300,
+                "match_on": ["level", "trend", "volatility"]},
+        power={"units_per_arm": [300], "weeks": [8], "placebos": 200, "scale": "level"},
+        rollout={"holdout_share": 0.0, "waves": [{"name": "national"}]},
+    )  # fmt: skip
+    out = tmp_path / "d.json"
+    result = run("design", pilot, "--workspace", ws, "--json", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["candidates"]["analysis_unit"] == "customer"
+    assert payload["assignment"]["counts"] == {"cash": 300, "control": 300, "gift": 300}
+    assert payload["assignment"]["details"]["mahalanobis"] <= (
+        payload["assignment"]["details"]["threshold"]
+    )
+    assert len(payload["power"]["cells"]) == 1
