@@ -366,7 +366,8 @@ def test_customer_pilot_is_designed_on_customers(ws, tmp_path):
     payload = json.loads(out.read_text())
     assert payload["candidates"]["analysis_unit"] == "customer"
     assert payload["assignment"]["counts"] == {"cash": 300, "control": 300, "gift": 300}
-    assert payload["assignment"]["details"]["mahalanobis"] <= (
-        payload["assignment"]["details"]["threshold"]
+    assert (
+        payload["assignment"]["details"]["mahalanobis"]
+        <= (payload["assignment"]["details"]["threshold"])
     )
     assert len(payload["power"]["cells"]) == 1
