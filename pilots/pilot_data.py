@@ -69,7 +69,7 @@ def size_bands(size: pd.Series) -> pd.Series:
 
 
 def _data_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
-    first, last = con.execute("SELECT min(date), max(date) FROM baskets").fetchone()
+    first, last = con.execute("SELECT min(date), max(date) FROM baskets").fetchall()[0]
     if first is None:
         raise UserError("the workspace holds no baskets: ingest or generate a chain first")
     return first, last

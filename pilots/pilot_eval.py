@@ -123,6 +123,124 @@ def rerandomized_draws(
     return draws
 
 
+@dataclass(frozen=True)
+class PilotPanel:
+    """The frozen pilot's unit x week panel (every metric column) and its assignment.
+
+    ``panel`` has one row per analysis unit (``key``: ``store_id`` or ``region``) and week
+    from the pre-period's first day to ``end_seen``; columns of
+    :func:`loyalty_pilot.pilots.pilot_metrics.store_week_metrics` (sums and rates).
+    """
+
+    panel: pd.DataFrame
+    assignment: pd.Series  # analysis unit -> arm
+    units: pd.DataFrame  # the frozen units, indexed by unit (arm, block, region)
+    key: str
+    by_region: bool
+    start: date
+    end: date
+    end_seen: date
+    weeks_seen: int
+
+
+def pilot_panel(
+    con: duckdb.DuckDBPyConnection,
+    pf: PilotFile,
+    frozen: FrozenAssignment,
+    *,
+    until: date | None = None,
+) -> PilotPanel:
+    """Panel of the frozen pilot's units up to the data's last day (or ``until``)."""
+    from loyalty_pilot.pilots.pilot_metrics import store_week_metrics
+
+    spec = pf.spec
+    _first, last = con.execute("SELECT min(date), max(date) FROM baskets").fetchall()[0]
+    start = spec.test_period.start
+    end = test_end(pf)
+    if last is None or last < start:
+        raise UserError(
+            f"{pf.path}: no data in the test period yet (it starts on {start}; the data ends "
+            f"on {last})"
+        )
+    if frozen.unit_kind == "customer":
+        raise UserError(
+            f"{pf.path}: unit customer is evaluated with the customer-level tests "
+            "(`evaluate --method welch|cuped|proportion`); store and region pilots are "
+            "evaluated here"
+        )
+    end_seen = min(end, last, until or end)
+    weeks_seen = (end_seen - start).days // 7 + 1
+    units = frozen.units.assign(unit=frozen.units["unit"].astype(str)).set_index("unit")
+    panel = store_week_metrics(con, list(units.index), spec.pre_period.start, end_seen)
+    # stores randomized in whole regions are frozen store by store with their region as
+    # block, and analysed region by region
+    by_region = spec.unit == "region" or spec.design.method in REGION_DESIGNS
+    if by_region:
+        panel["region"] = units["block"].reindex(panel["store_id"]).astype(str).to_numpy()
+        panel = _regions(panel)
+        regions = units.assign(region=units["block"].astype(str))
+        assignment = regions.groupby("region")["arm"].first()
+        key = "region"
+    else:
+        assignment = units["arm"]
+        key = "store_id"
+    return PilotPanel(panel, assignment, units, key, by_region, start, end, end_seen, weeks_seen)
+
+
+def compare(
+    pp: PilotPanel,
+    pf: PilotFile,
+    frozen: FrozenAssignment,
+    *,
+    column: str,
+    method: str,
+    scale: str,
+    control: str | None = None,
+    arms: tuple[str, ...] | None = None,
+    units: list[str] | None = None,
+    seed: int = 0,
+    n_draws: int = RI_DRAWS,
+) -> Evaluation:
+    """Every arm of ``arms`` (default: all) against ``control`` on ``column``.
+
+    ``units`` restricts the comparison to those analysis units (a subgroup); weeks with
+    a missing value of a rate (no sales) are dropped for every unit of the comparison.
+    """
+    from loyalty_pilot.experiments.evaluate import evaluate
+    from loyalty_pilot.experiments.panel import PanelError
+
+    control = control or pf.control()
+    keep = pp.assignment.isin([control, *(arms or pp.assignment.unique())])
+    assignment = pp.assignment[keep]
+    if units is not None:
+        assignment = assignment[assignment.index.isin(units)]
+    panel = pp.panel[pp.panel[pp.key].isin(assignment.index)]
+    missing = panel.loc[panel[column].isna(), "week"].unique()
+    if len(missing):
+        panel = panel[~panel["week"].isin(missing)]
+    kwargs: dict[str, Any] = {}
+    if method == "ri":
+        kwargs.update(_ri_design(pf, frozen, pp.units, pp.by_region, n_draws, seed))
+    try:
+        return evaluate(
+            panel,
+            assignment,
+            unit=pp.key,
+            period="week",
+            outcome=column,
+            start=np.datetime64(pp.start, "ns"),
+            method=method,
+            control=control,
+            alpha=pf.spec.decision.alpha,
+            rng=seed,
+            scale=scale,
+            n_draws=n_draws,
+            **kwargs,
+        )
+    except (PanelError, ValueError) as exc:
+        raise UserError(f"{pf.path}: {column}: {exc}") from None
+
+
 def evaluate_frozen(
     con: duckdb.DuckDBPyConnection,
     pf: PilotFile,
@@ -133,82 +251,40 @@ def evaluate_frozen(
     seed: int = 0,
     n_draws: int = RI_DRAWS,
 ) -> PilotEvaluation:
-    """Evaluate ``frozen`` (a version of the pilot in ``pf``) on the workspace's data."""
-    from loyalty_pilot.experiments.evaluate import evaluate
-    from loyalty_pilot.experiments.panel import PanelError
-    from loyalty_pilot.pilots.panels import store_week_panel
+    """Evaluate ``frozen`` (a version of the pilot in ``pf``) on the workspace's data:
+    the primary metric, every variant against the control."""
     from loyalty_pilot.pilots.pilotspec import METRIC_COLUMNS
 
     spec = pf.spec
-    method = method or spec.evaluation.method
-    scale = scale or spec.evaluation.scale
-    _first, last = con.execute("SELECT min(date), max(date) FROM baskets").fetchone()
-    start = spec.test_period.start
-    end = test_end(pf)
-    if last is None or last < start:
-        raise UserError(
-            f"{pf.path}: no data in the test period yet (it starts on {start}; the data ends "
-            f"on {last})"
-        )
-    end_seen = min(end, last)
-    weeks_seen = (end_seen - start).days // 7 + 1
-    if frozen.unit_kind == "customer":
-        raise UserError(
-            f"{pf.path}: unit customer is evaluated with the customer-level tests "
-            "(`evaluate --method welch|cuped|proportion`, a later issue); store and region "
-            "pilots are evaluated here"
-        )
-    column = METRIC_COLUMNS[spec.metrics.primary]
-    panel = store_week_panel(con, start=spec.pre_period.start, end=end_seen)
-    panel["store_id"] = panel["store_id"].astype(str)
-    units = frozen.units.assign(unit=frozen.units["unit"].astype(str)).set_index("unit")
-    # stores randomized in whole regions are frozen store by store with their region as
-    # block, and analysed region by region
-    by_region = spec.unit == "region" or spec.design.method in REGION_DESIGNS
-    panel = panel[panel["store_id"].isin(units.index)].copy()
-    if by_region:
-        panel["region"] = units["block"].reindex(panel["store_id"]).astype(str).to_numpy()
-        panel = _regions(panel, column)
-        regions = units.assign(region=units["block"].astype(str))
-        assignment = regions.groupby("region")["arm"].first()
-        key = "region"
-    else:
-        assignment = units["arm"]
-        key = "store_id"
-    kwargs: dict[str, Any] = {}
-    if method == "ri":
-        kwargs.update(_ri_design(pf, frozen, units, by_region, n_draws, seed))
-    control = pf.control()
-    try:
-        evaluation = evaluate(
-            panel,
-            assignment,
-            unit=key,
-            period="week",
-            outcome=column,
-            start=np.datetime64(start, "ns"),
-            method=method,
-            control=control,
-            alpha=spec.decision.alpha,
-            rng=seed,
-            scale=scale,
-            n_draws=n_draws,
-            **kwargs,
-        )
-    except (PanelError, ValueError) as exc:
-        raise UserError(f"{pf.path}: {exc}") from None
+    pp = pilot_panel(con, pf, frozen)
+    evaluation = compare(
+        pp, pf, frozen,
+        column=METRIC_COLUMNS[spec.metrics.primary],
+        method=method or spec.evaluation.method,
+        scale=scale or spec.evaluation.scale,
+        seed=seed,
+        n_draws=n_draws,
+    )  # fmt: skip
     return PilotEvaluation(
-        evaluation, frozen.version, start, end, weeks_seen, spec.test_period.weeks,
-        "region" if by_region else "store",
+        evaluation, frozen.version, pp.start, pp.end, pp.weeks_seen, spec.test_period.weeks,
+        "region" if pp.by_region else "store",
     )  # fmt: skip
 
 
-def _regions(panel: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Region x week sums of the pilot's stores (ratio metrics recomputed from sums)."""
+def _regions(panel: pd.DataFrame) -> pd.DataFrame:
+    """Region x week sums of the pilot's stores, the rates recomputed from the sums."""
     sums = panel.groupby(["region", "week"], as_index=False)[
-        ["sales", "baskets", "active_customers"]
-    ].sum()
-    sums["avg_basket"] = sums["sales"] / sums["baskets"].where(sums["baskets"] > 0)
+        ["sales", "margin", "baskets", "returns", "active_customers"]
+    ].sum(min_count=1)
+    sums["sales"] = sums["sales"].fillna(0.0)
+    sales = sums["sales"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = sums["margin"].to_numpy(dtype=float)
+        sums["gross_margin_rate"] = np.where(sales > 0, margin / sales, np.nan)
+        moves = (sums["baskets"] + sums["returns"]).to_numpy(dtype=float)
+        sums["returns_rate"] = np.where(moves > 0, sums["returns"].to_numpy(float) / moves, np.nan)
+        baskets = sums["baskets"].to_numpy(dtype=float)
+        sums["avg_basket"] = np.where(baskets > 0, sales / baskets, np.nan)
     return sums
 
 
