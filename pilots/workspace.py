@@ -14,6 +14,8 @@ Tables (created on first open):
              version of a pilot's assignment, key (pilot, version); written once, never
              updated or deleted
 ``pilot_units``  the units and arms of each frozen version, key (pilot, version, unit)
+``assumption_sets``  versioned response assumptions of a programme, recalibrated by pilots
+             (:mod:`loyalty_pilot.pilots.assumptions`), key (programme, version); insert-only
 
 DuckDB lets one process at a time open the database file for writing. ``connect`` waits
 for another process's lock to go (up to ``LOYALTY_PILOT_LOCK_TIMEOUT`` seconds, default 10),
@@ -67,6 +69,11 @@ SCHEMA = (
         arm VARCHAR NOT NULL, block VARCHAR, region VARCHAR,
         PRIMARY KEY (pilot, version, unit),
         FOREIGN KEY (pilot, version) REFERENCES pilot_versions (pilot, version))""",
+    # versioned response assumptions of programmes, insert-only (pilots/assumptions.py)
+    """CREATE TABLE IF NOT EXISTS assumption_sets (
+        programme VARCHAR NOT NULL, version INTEGER NOT NULL CHECK (version >= 1),
+        created_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL, response VARCHAR NOT NULL,
+        recalibration VARCHAR, PRIMARY KEY (programme, version))""",
 )
 
 
