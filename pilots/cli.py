@@ -573,7 +573,12 @@ def rfm(
 )
 @click.option(
     "--method",
-    type=click.Choice(["did", "ancova", "ri", "synthetic_control", "event_study"]),
+    type=click.Choice(
+        [
+            *("did", "ancova", "ri", "synthetic_control", "event_study", "staggered"),
+            *("welch", "ratio", "cuped", "proportion"),
+        ]
+    ),
     default=None,
     help="Estimator (ri: randomization inference; did: CR2 intervals) [default: did; "
     "with PILOT.yaml, its evaluation.method].",
@@ -586,6 +591,21 @@ def rfm(
     help="How the arms were randomized (--method ri).",
 )
 @click.option("--strata", default=None, help="Column of the strata (--design stratified).")
+@click.option(
+    "--covariate", default=None, help="Column of the pre-period covariate (--method cuped)."
+)
+@click.option(
+    "--denominator",
+    default=None,
+    help="Column of the ratio's denominator, e.g. baskets for basket size (--method ratio).",
+)
+@click.option(
+    "--control-group",
+    type=click.Choice(["never_treated", "not_yet_treated"]),
+    default="never_treated",
+    show_default=True,
+    help="Controls of --method staggered.",
+)
 @click.option("--pairs", default=None, help="Column of the pairs (--design paired).")
 @click.option(
     "--alpha",
@@ -620,6 +640,9 @@ def evaluate(
     method: str | None,
     design: str,
     strata: str | None,
+    covariate: str | None,
+    denominator: str | None,
+    control_group: str,
     pairs: str | None,
     alpha: float,
     seed: int,
@@ -634,6 +657,11 @@ def evaluate(
     randomization inference re-draws the frozen design's own mechanism.
 
     File mode (--data): the panel of a file, with the columns named by the options.
+    --method staggered: the arm column holds each unit's first treated period (0 = never;
+    Callaway-Sant'Anna group-time ATTs, by wave, by event time and overall; no --start).
+    --method welch | ratio | cuped | proportion: customer-level tests on one row per
+    customer (no period, no --start): every variant against the control and against each
+    other, Holm-adjusted, and the sample-ratio-mismatch p-value (srm_p_value).
 
     One line per arm: the effect per unit and period with its interval, the relative
     uplift, the p-value, the units compared and a status (ok, or why a figure is missing,
@@ -659,6 +687,13 @@ def evaluate(
             "evaluate needs PILOT.yaml (a frozen pilot) or --data FILE with --unit, --arm, "
             "--outcome, --period and --start (see `loyalty-pilot evaluate --help`)"
         )
+    if method in ("welch", "ratio", "cuped", "proportion"):
+        _evaluate_customers(data, unit, arm, outcome, method, control, covariate, denominator,
+                            alpha, json_path)  # fmt: skip
+        return
+    if method == "staggered":
+        _evaluate_staggered(data, unit, arm, outcome, period, control_group, alpha, json_path)
+        return
     given = {"--unit": unit, "--arm": arm, "--outcome": outcome, "--period": period}
     missing = [name for name, value in {**given, "--start": start}.items() if not value]
     if missing:
@@ -682,6 +717,66 @@ def evaluate(
     for line in summary_lines(result):
         click.echo(line)
     write_json(json_path, result.to_dict())
+
+
+def _evaluate_customers(
+    data: Path,
+    unit: str | None,
+    arm: str | None,
+    outcome: str | None,
+    method: str,
+    control: str | None,
+    covariate: str | None,
+    denominator: str | None,
+    alpha: float,
+    json_path: Path | None,
+) -> None:
+    """``evaluate --method welch|ratio|cuped|proportion``: one row per customer."""
+    from loyalty_pilot.pilots.evaluate_file import evaluate_customers_file, summary_lines
+
+    missing = [name for name, value in {"--arm": arm, "--outcome": outcome}.items() if not value]
+    if missing:
+        raise UserError(f"evaluate --data {data} --method {method}: missing {', '.join(missing)}")
+    if method == "cuped" and covariate is None:
+        raise UserError("--method cuped needs --covariate COL (the pre-period value)")
+    if method == "ratio" and denominator is None:
+        raise UserError("--method ratio needs --denominator COL")
+    result, srm = evaluate_customers_file(
+        data, arm=arm, outcome=outcome, method=method, unit=unit, control=control,
+        covariate=covariate, denominator=denominator, alpha=alpha,
+    )  # fmt: skip
+    for line in summary_lines(result):
+        click.echo(line)
+    click.echo(f"sample ratio mismatch: p {srm:.4g} (chi-square over all arms, equal shares)")
+    write_json(json_path, {**result.to_dict(), "srm_p_value": srm})
+
+
+def _evaluate_staggered(
+    data: Path,
+    unit: str | None,
+    arm: str | None,
+    outcome: str | None,
+    period: str | None,
+    control_group: str,
+    alpha: float,
+    json_path: Path | None,
+) -> None:
+    """``evaluate --method staggered``: Callaway-Sant'Anna on waves of adoption."""
+    from loyalty_pilot.pilots.evaluate_file import evaluate_staggered_file, summary_lines
+
+    given = {"--unit": unit, "--arm": arm, "--outcome": outcome, "--period": period}
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+        raise UserError(f"evaluate --data {data} --method staggered: missing {', '.join(missing)}")
+    result, details = evaluate_staggered_file(
+        data, unit=unit, arm=arm, outcome=outcome, period=period,
+        control_group=control_group, alpha=alpha,
+    )  # fmt: skip
+    for line in summary_lines(result):
+        click.echo(line)
+    payload = result.to_dict()
+    payload.update({k: v for k, v in details.items() if k not in payload or k == "method"})
+    write_json(json_path, payload)
 
 
 def _evaluate_pilot(

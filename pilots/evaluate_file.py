@@ -332,8 +332,11 @@ def comparison_line(c: Comparison) -> str:
         f"{c.arm} vs {c.baseline}: estimate {_number(c.estimate)} "
         f"[{_number(c.ci_low)}, {_number(c.ci_high)}], relative {_percent(c.relative)} "
         f"[{_percent(c.rel_ci_low)}, {_percent(c.rel_ci_high)}], p {_number(c.p_value)}, "
-        f"n_units {c.n_units}, status {c.status}"
     )
+    adjusted = c.extras.get("p_value_adjusted")
+    if adjusted is not None:
+        line += f"p Holm {_number(adjusted)}, "
+    line += f"n_units {c.n_units}, status {c.status}"
     if c.status != OK:
         line += f" ({STATUSES.get(c.status, c.status)})"
     return line
@@ -355,3 +358,146 @@ def _percent(value: float) -> str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return f"{100 * value:.2f}%"
+
+
+def evaluate_staggered_file(
+    path: Path | str,
+    *,
+    unit: str,
+    arm: str,
+    outcome: str,
+    period: str,
+    control_group: str = "never_treated",
+    alpha: float = 0.05,
+) -> tuple[Evaluation, dict[str, Any]]:
+    """Callaway-Sant'Anna on the panel in ``path``: ``arm`` holds each unit's first treated
+    period (0 = never treated), in the units of ``period`` (numbers, or dates like the
+    period column's). Returns the evaluation (one comparison per wave and the overall
+    ATT) and the JSON-ready ``att_gt`` and aggregates (:meth:`StaggeredResult.to_dict`).
+    """
+    from loyalty_pilot.experiments.staggered import callaway_santanna
+
+    path = Path(path)
+    frame, parquet = read_panel(path)
+    where = _Where(path, parquet)
+    for column in (unit, arm, outcome, period):
+        if column not in frame.columns:
+            found = ", ".join(map(str, frame.columns))
+            raise UserError(f"{path}: no column {column!r} (columns: {found})")
+    if frame.empty:
+        raise UserError(f"{path}: no rows")
+    for column in (unit, arm, period):
+        empty = frame[column].isna().to_numpy()
+        if empty.any():
+            raise UserError(f"{where(_first(empty))}: column {column!r} is empty")
+    values = _numeric_outcome(frame, outcome, where)
+    _one_value_per_unit(frame, unit, arm, where, "has two first treated periods")
+    _one_row_per_period(frame, unit, period, where)
+    periods, first = _numeric_periods(frame[period], frame[arm], period, arm, where)
+    panel = pd.DataFrame(
+        {"unit": frame[unit].to_numpy(), "period": periods, "y": values, "g": first}
+    )
+    try:
+        result = callaway_santanna(
+            panel, unit="unit", period="period", outcome="y", first_treated="g",
+            control_group=control_group, alpha=alpha,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    evaluation = result.to_evaluation(outcome)
+    return evaluation, result.to_dict()
+
+
+def _numeric_periods(
+    raw: pd.Series, first: pd.Series, period: str, arm: str, where: _Where
+) -> tuple[np.ndarray, np.ndarray]:
+    """Periods and first treated periods as numbers: numbers as they are; dates as the
+    position of each date among the sorted periods (1, 2, ...), 0 staying 'never'."""
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        numbers = pd.to_numeric(first, errors="coerce")
+        bad = numbers.isna().to_numpy()
+        if bad.any():
+            raise UserError(
+                f"{where(_first(bad))}: column {arm!r}: {first.iloc[_first(bad)]!r} is not a "
+                f"period of column {period!r} (or 0 for never treated)"
+            )
+        return raw.to_numpy(dtype=float), numbers.to_numpy(dtype=float)
+    dates = _as_dates(raw)
+    if dates is None:
+        raise UserError(f"column {period!r}: --method staggered needs numeric or date periods")
+    order = np.sort(dates.unique())
+    position = {pd.Timestamp(d): k + 1 for k, d in enumerate(order)}
+    periods = (np.searchsorted(order, dates.to_numpy()) + 1).astype(float)
+    text = first.astype(str).str.strip()
+    codes: dict[str, float] = {}
+    for value in text.unique():  # distinct first treated periods: a few waves
+        if value in ("0", "0.0"):
+            codes[value] = 0.0
+            continue
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            stamp = None
+        if stamp is None or stamp not in position:
+            row = int(np.flatnonzero((text == value).to_numpy())[0])
+            raise UserError(
+                f"{where(row)}: column {arm!r}: {value!r} is not a period of column {period!r} "
+                "(or 0 for never treated)"
+            )
+        codes[value] = float(position[stamp])
+    out = text.map(codes).to_numpy(dtype=float)
+    return periods, out
+
+
+CUSTOMER_METHODS = ("welch", "ratio", "cuped", "proportion")
+
+
+def evaluate_customers_file(
+    path: Path | str,
+    *,
+    arm: str,
+    outcome: str,
+    method: str,
+    unit: str | None = None,
+    control: str | None = None,
+    covariate: str | None = None,
+    denominator: str | None = None,
+    alpha: float = 0.05,
+) -> tuple[Evaluation, float]:
+    """Customer-level tests on a table with one row per customer (no period): every
+    variant against the control and every variant against every other, Holm-adjusted
+    across that family; and the sample-ratio-mismatch p-value over all arms (planned
+    shares equal)."""
+    from loyalty_pilot.experiments.customer import evaluate_customers
+
+    path = Path(path)
+    frame, parquet = read_panel(path)
+    where = _Where(path, parquet)
+    needed = [arm, outcome] + [c for c in (unit, covariate, denominator) if c is not None]
+    for column in needed:
+        if column not in frame.columns:
+            found = ", ".join(map(str, frame.columns))
+            raise UserError(f"{path}: no column {column!r} (columns: {found})")
+    if frame.empty:
+        raise UserError(f"{path}: no rows")
+    empty = frame[arm].isna().to_numpy()
+    if empty.any():
+        raise UserError(f"{where(_first(empty))}: column {arm!r} is empty")
+    for column in [outcome] + [c for c in (covariate, denominator) if c is not None]:
+        if method != "proportion" or column != outcome:
+            _numeric_outcome(frame, column, where)
+    if unit is not None:
+        repeated = frame[unit].duplicated().to_numpy()
+        if repeated.any():
+            raise UserError(
+                f"{where(_first(repeated))}: {unit} {_plain(frame[unit].iloc[_first(repeated)])!r}"
+                " appears twice: one row per customer"
+            )
+    control_value = _control(frame[arm], arm, control)
+    try:
+        return evaluate_customers(
+            frame, arm=arm, outcome=outcome, method=method, control=control_value,
+            covariate=covariate, denominator=denominator, alpha=alpha,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None

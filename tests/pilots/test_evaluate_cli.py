@@ -351,4 +351,94 @@ def test_help_has_an_example():
     result = CliRunner().invoke(main, ["evaluate", "--help"])
     assert result.exit_code == 0
     assert "Example:" in result.output
-    assert "--method [did|ancova|ri|synthetic_control|event_study]" in result.output
+    flat = " ".join(result.output.split())
+    for method in ("did", "ancova", "ri", "synthetic_control", "event_study", "staggered",
+                   "welch", "ratio", "cuped", "proportion"):  # fmt: skip
+        assert method in flat
+    assert "[PILOT.yaml]" in flat
+
+
+def test_staggered_file_mode_reproduces_the_minimum_wage_example(tmp_path):
+    data = Path(__file__).parents[1] / "data" / "mpdta.csv"
+    out = tmp_path / "s.json"
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--data", str(data), "--unit", "countyreal", "--arm", "first_treat",
+         "--outcome", "lemp", "--period", "year", "--method", "staggered", "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["overall"]["att"] == pytest.approx(-0.039951, abs=1e-6)
+    assert payload["overall"]["se"] == pytest.approx(0.012034, abs=1e-6)
+    cells = {(r["group"], r["time"]): r["att"] for r in payload["att_gt"]}
+    assert cells[(2004, 2004)] == pytest.approx(-0.0105, abs=5e-5)
+    assert cells[(2004, 2006)] == pytest.approx(-0.1373, abs=5e-5)
+    assert [c["arm"] for c in payload["comparisons"]] == [
+        "wave 2004", "wave 2006", "wave 2007", "overall"
+    ]  # fmt: skip
+    assert "dynamic" in payload
+    assert "by_group" in payload
+
+
+def test_staggered_file_mode_with_dates_and_a_bad_first_period(tmp_path):
+    rows = []
+    for unit, first in (("a", "2024-01-15"), ("b", "0"), ("c", "2024-01-22"), ("d", "0")):
+        for k, week in enumerate(("2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22")):
+            effect = 2.0 if first != "0" and week >= first else 0.0
+            rows.append(f"{unit},{week},{first},{10 + k + effect + (unit in 'bd')}")
+    path = tmp_path / "p.csv"
+    path.write_text("store,week,first,sales\n" + "\n".join(rows) + "\n")
+    args = ["evaluate", "--data", str(path), "--unit", "store", "--arm", "first",
+            "--outcome", "sales", "--period", "week", "--method", "staggered"]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "o.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o.json").read_text())["overall"]["att"] == pytest.approx(2.0)
+    path.write_text(path.read_text().replace("2024-01-22,1", "2024-02-22,1"))
+    bad = CliRunner().invoke(main, args)
+    assert bad.exit_code == 2
+    assert "is not a period of column 'week'" in bad.output
+
+
+def test_customer_methods_in_file_mode(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    n = 600
+    arm = np.array(["control", "cash", "gift"] * (n // 3))
+    pre = rng.gamma(2, 50, n)
+    revenue = 0.8 * pre + rng.gamma(2, 20, n) + np.where(arm == "cash", 15.0, 0.0)
+    frame = pd.DataFrame({"customer": np.arange(n), "arm": arm, "revenue": revenue,
+                          "pre": pre, "back": (rng.random(n) < 0.4).astype(int)})  # fmt: skip
+    path = tmp_path / "c.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "w.json"
+    base = ["evaluate", "--data", str(path), "--arm", "arm"]
+    result = CliRunner().invoke(
+        main, [*base, "--outcome", "revenue", "--method", "welch", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    pairs = [(c["arm"], c["baseline"]) for c in payload["comparisons"]]
+    assert pairs == [("cash", "control"), ("gift", "control"), ("gift", "cash")]
+    first = payload["comparisons"][0]
+    expected = stats.ttest_ind(revenue[arm == "cash"], revenue[arm == "control"], equal_var=False)
+    assert first["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    assert payload["srm_p_value"] == pytest.approx(1.0)  # exactly equal arms
+    assert "p Holm" in result.output
+    cuped = CliRunner().invoke(main, [*base, "--outcome", "revenue", "--method", "cuped"])
+    assert cuped.exit_code == 2
+    assert "--covariate" in cuped.output
+    shown = CliRunner().invoke(
+        main, [*base, "--outcome", "back", "--method", "proportion", "--unit", "customer"]
+    )
+    assert shown.exit_code == 0, shown.output
+    frame.loc[5, "customer"] = 0
+    frame.to_csv(path, index=False)
+    twice = CliRunner().invoke(
+        main, [*base, "--outcome", "revenue", "--method", "welch", "--unit", "customer"]
+    )
+    assert twice.exit_code == 2
+    assert "c.csv:7:" in twice.output
+    assert "appears twice" in twice.output
