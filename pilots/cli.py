@@ -789,9 +789,10 @@ def _evaluate_pilot(
     json_path: Path | None,
 ) -> None:
     """``evaluate PILOT.yaml``: the frozen pilot on the workspace."""
+    from loyalty_pilot.pilots.customer_analysis import analyse_customer_pilot
     from loyalty_pilot.pilots.evaluate_file import summary_lines
-    from loyalty_pilot.pilots.pilot_eval import evaluate_frozen
-    from loyalty_pilot.pilots.pilot_report import evaluation_lines
+    from loyalty_pilot.pilots.pilot_analysis import analyse_pilot
+    from loyalty_pilot.pilots.pilot_report import analysis_lines, evaluation_lines
     from loyalty_pilot.pilots.pilotspec import load_pilot
     from loyalty_pilot.pilots.registry import latest
     from loyalty_pilot.pilots.workspace import open_workspace
@@ -807,12 +808,25 @@ def _evaluate_pilot(
                 f"{pilot_file}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
                 "run `loyalty-pilot assign` first"
             )
-        result = evaluate_frozen(con, pf, frozen, method=method, scale=scale, seed=seed)
+        if frozen.unit_kind == "customer":
+            analysis: Any = analyse_customer_pilot(con, pf, frozen)
+        else:
+            analysis = analyse_pilot(con, pf, frozen, method=method, scale=scale, seed=seed)
     finally:
         con.close()
-    for line in evaluation_lines(result) + summary_lines(result.evaluation):
+    if frozen.unit_kind == "customer":
+        lines = [
+            f"Frozen version {analysis.frozen_version}: test {analysis.test_start} to "
+            f"{analysis.test_end}, {analysis.weeks_observed} of {analysis.weeks_planned} weeks "
+            "in the data; analysed by customer",
+            *summary_lines(analysis.primary),
+            f"sample ratio mismatch: p {analysis.srm_p_value:.4g} (against the frozen shares)",
+        ]
+    else:
+        lines = evaluation_lines(analysis.primary) + summary_lines(analysis.primary.evaluation)
+    for line in lines + analysis_lines(analysis):
         click.echo(line)
-    write_json(json_path, result.to_dict())
+    write_json(json_path, analysis.to_dict())
 
 
 @main.command(context_settings=CONTEXT)

@@ -160,3 +160,46 @@ def evaluation_lines(result: PilotEvaluation) -> list[str]:
     if result.weeks_observed < result.weeks_planned:
         lines.append("Note: the test period is not over; this is an interim look.")
     return lines
+
+
+def analysis_lines(analysis: Any) -> list[str]:
+    """What ``evaluate PILOT.yaml`` prints after the family of primary comparisons."""
+    lines: list[str] = []
+    for metric, evaluation in analysis.secondary.items():
+        lines.append(f"Secondary metric {metric}:")
+        for c in evaluation.comparisons:
+            lines.append(
+                f"  {c.arm} vs {c.baseline}: {_pct(c.relative)} "
+                f"[{_pct(c.rel_ci_low)}, {_pct(c.rel_ci_high)}], p {_p(c.p_value)}"
+            )
+    if any(analysis.guardrails.values()):
+        lines.append("Guardrails (non-inferiority, one-sided):")
+        for arm, results in analysis.guardrails.items():
+            for g in results:
+                verdict = {True: "pass", False: "FAIL", None: "n/a"}[g.passed]
+                lines.append(f"  {arm} {g.metric}: {verdict} - {g.reason}")
+    if analysis.sequential:
+        lines.append("Weekly looks (O'Brien-Fleming-type group-sequential boundaries):")
+        for arm, look in analysis.sequential.items():
+            crossed = "boundary crossed" if look.crossed else "no boundary crossed"
+            lines.append(
+                f"  {arm}: look {look.look}, statistic {look.statistic:+.2f} against "
+                f"+-{look.boundary:.2f}: {crossed}"
+            )
+    for arm, table in analysis.heterogeneity.items():
+        lines.append(f"By {table.by}, {arm} (exploratory): {table.caveat}")
+        for row in table.records():
+            lines.append(
+                f"  {row[table.by]:<18} {_pct(row.get('relative'))} "
+                f"[{_pct(row.get('rel_ci_low'))}, {_pct(row.get('rel_ci_high'))}], "
+                f"p Holm {_p(row.get('p_value_holm'))}"
+            )
+    for note in analysis.notes:
+        lines.append(f"Note: {note}")
+    return lines
+
+
+def _p(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.3g}"

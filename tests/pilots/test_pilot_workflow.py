@@ -371,3 +371,118 @@ def test_customer_pilot_is_designed_on_customers(ws, tmp_path):
         <= (payload["assignment"]["details"]["threshold"])
     )
     assert len(payload["power"]["cells"]) == 1
+
+
+def test_evaluate_reports_the_family_guardrails_looks_and_regions(ws, tmp_path):
+    from statsmodels.stats.multitest import multipletests
+
+    pilot = write_pilot(
+        tmp_path,
+        design={"units_per_arm": 6},
+        metrics={
+            "primary": "sales",
+            "secondary": ["visits", "basket_size"],
+            "guardrails": [
+                {"metric": "gross_margin_rate", "margin": 0.01},
+                {"metric": "programme_cost_share", "margin": 0.0},  # any cost breaches it
+                {"metric": "active_customers", "margin": 0.05},
+            ],
+        },
+    )
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = json.loads((tmp_path / "f.json").read_text())["units"]
+    add_weeks(ws, {u["unit"]: u["arm"] for u in units}, {"cash": 0.40, "gift": 0.0})
+    out = tmp_path / "e.json"
+    result = run("evaluate", pilot, "--workspace", ws, "--json", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    family = payload["comparisons"]
+    assert [(c["arm"], c["baseline"]) for c in family] == [
+        ("cash", "control"), ("gift", "control"), ("gift", "cash")
+    ]  # fmt: skip
+    raw = [c["p_value"] for c in family]
+    expected = multipletests(raw, method="holm")[1]
+    assert [c["p_value_adjusted"] for c in family] == pytest.approx(list(expected), rel=1e-12)
+    assert family[2]["relative"] < 0  # gift is behind cash
+    assert set(payload["secondary"]) == {"visits", "basket_size"}
+    guards = {(arm, g["metric"]): g for arm, rows in payload["guardrails"].items() for g in rows}
+    assert guards[("cash", "programme_cost_share")]["passed"] is False
+    assert guards[("cash", "programme_cost_share")]["estimate"] > 0
+    assert guards[("cash", "active_customers")]["passed"] is True  # more customers, not fewer
+    assert guards[("gift", "gross_margin_rate")]["passed"] in (True, False)
+    looks = payload["sequential"]
+    assert looks["cash"]["look"] == TEST_WEEKS
+    assert looks["cash"]["crossed"] is True  # +40 % visits
+    assert looks["gift"]["crossed"] is False
+    regions = payload["heterogeneity"]["cash"]
+    assert regions["exploratory"] is True
+    assert "Exploratory" in regions["caveat"]
+    assert "boundary crossed" in result.output
+    assert "FAIL" in result.output
+
+
+def test_customer_pilot_is_evaluated_on_sufficient_statistics(ws, tmp_path):
+    from scipy import stats
+
+    from loyalty_pilot.pilots.chain import add_pilot_weeks
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pilot = write_pilot(
+        tmp_path,
+        unit="customer",
+        design={"method": "complete", "units_per_arm": 400},
+        power={"units_per_arm": [400], "weeks": [8], "placebos": 200, "scale": "level"},
+        metrics={"primary": "sales", "guardrails": [{"metric": "visits", "margin": 0.05}]},
+        rollout={"holdout_share": 0.0, "waves": [{"name": "national"}]},
+    )
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = json.loads((tmp_path / "f.json").read_text())["units"]
+    cash = tuple(sorted(u["unit"] for u in units if u["arm"] == "cash"))
+    end = TEST_START + dt.timedelta(weeks=TEST_WEEKS, days=-1)
+    add_pilot_weeks(
+        open_workspace(ws), {**PARAMETERS, "start": START.isoformat()}, start=TEST_START,
+        end=end, effects=[{"customers": cash, "start": TEST_START, "visit_uplift": 1.0}],
+    )  # fmt: skip
+    out = tmp_path / "e.json"
+    result = run("evaluate", pilot, "--workspace", ws, "--json", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["method"] == "cuped"
+    assert payload["pilot"]["analysis_unit"] == "customer"
+    assert payload["srm_p_value"] == pytest.approx(1.0)  # the frozen arms are equal
+    rows = {(c["arm"], c["baseline"]): c for c in payload["comparisons"]}
+    assert rows[("cash", "control")]["p_value"] < 0.01  # visits doubled
+    assert rows[("cash", "control")]["rel_ci_low"] > 0.2
+    assert "p_value_adjusted" in rows[("gift", "cash")]
+    assert set(payload["secondary"]) == {"visits", "repurchase"}
+    guard = payload["guardrails"]["cash"][0]
+    assert guard["metric"] == "visits"
+    assert guard["passed"] is True
+    assert payload["sequential"]["cash"]["crossed"] is True
+    assert payload["heterogeneity"]["cash"]["exploratory"] is True
+    # the DuckDB sufficient statistics give CUPED computed on the raw customer rows
+    con = open_workspace(ws).connect(read_only=True)
+    totals = con.execute(
+        """SELECT customer_id,
+                  coalesce(sum(amount) FILTER (WHERE date BETWEEN ? AND ?), 0) AS y,
+                  coalesce(sum(amount) FILTER (WHERE date BETWEEN ? AND ?), 0) AS x
+           FROM baskets WHERE customer_id IS NOT NULL GROUP BY 1""",
+        [TEST_START, end, START, TEST_START - dt.timedelta(days=1)],
+    ).df()
+    con.close()
+    frame = (
+        pd.DataFrame(units)[["unit", "arm"]]
+        .merge(totals, left_on="unit", right_on="customer_id", how="left")
+        .fillna({"y": 0.0, "x": 0.0})
+    )
+    pair = frame[frame["arm"].isin(["gift", "control"])]
+    theta = np.cov(pair["y"], pair["x"])[0, 1] / np.var(pair["x"], ddof=1)
+    adjusted = pair["y"] - theta * (pair["x"] - pair["x"].mean())
+    gift = adjusted[pair["arm"] == "gift"]
+    control = adjusted[pair["arm"] == "control"]
+    expected = stats.ttest_ind(gift, control, equal_var=False)
+    got = rows[("gift", "control")]
+    assert got["estimate"] == pytest.approx(gift.mean() - control.mean(), rel=1e-9)
+    assert got["p_value"] == pytest.approx(expected.pvalue, rel=1e-6)
