@@ -164,3 +164,63 @@ def rollout(pilot_file: Path, workspace: Path, json_path: Path | None) -> None:
             **plan.to_dict(),
         },
     )
+
+
+@main.command(context_settings=CONTEXT)
+@PILOT_ARG
+@workspace_option()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write each recalibrated programme as YAML into this folder.",
+)
+@click.option("--horizon-months", default=12, show_default=True, type=click.IntRange(1, 120))
+@click.option("--draws", default=2000, show_default=True, type=click.IntRange(100, 100_000))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
+@json_option
+def recalibrate(
+    pilot_file: Path,
+    workspace: Path,
+    out_dir: Path | None,
+    horizon_months: int,
+    draws: int,
+    seed: int,
+    json_path: Path | None,
+) -> None:
+    """Update the programmes' behavioural assumptions with the pilot's evidence.
+
+    Each programme arm's uplift against the control (with its standard error) updates
+    the programme file's response assumptions, precision-weighted; the result is saved as
+    a new, versioned assumption set in the workspace (and, with --out, as programme YAML),
+    and the full-chain rollout is projected before and after (profit P10 / P50 / P90).
+
+    \b
+    Example:
+      loyalty-pilot recalibrate examples/pilots/cash-vs-gift.yaml --out recalibrated/
+    """
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.recalibrate import recalibrate_pilot, recalibration_lines
+    from loyalty_pilot.pilots.registry import latest
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pf = load_pilot(pilot_file)
+    con = open_workspace(workspace).connect(create=False)
+    try:
+        frozen = latest(con, pf.spec.pilot)
+        if frozen is None:
+            from loyalty_pilot.pilots.errors import UserError
+
+            raise UserError(
+                f"{pilot_file}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
+                "run `loyalty-pilot assign` first"
+            )
+        results = recalibrate_pilot(
+            con, pf, frozen, out=out_dir, horizon_months=horizon_months, draws=draws,
+            seed=seed,
+        )  # fmt: skip
+    finally:
+        con.close()
+    for line in recalibration_lines(results):
+        click.echo(line)
+    write_json(json_path, {"pilot": pf.spec.pilot, "arms": [r.to_dict() for r in results]})

@@ -486,3 +486,33 @@ def test_customer_pilot_is_evaluated_on_sufficient_statistics(ws, tmp_path):
     got = rows[("gift", "control")]
     assert got["estimate"] == pytest.approx(gift.mean() - control.mean(), rel=1e-9)
     assert got["p_value"] == pytest.approx(expected.pvalue, rel=1e-6)
+
+
+def test_recalibrate_updates_saves_and_writes_the_assumptions(ws, tmp_path):
+    from loyalty_pilot.pilots.specfile import load_programme
+
+    pilot = write_pilot(tmp_path, design={"units_per_arm": 6})
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = json.loads((tmp_path / "f.json").read_text())["units"]
+    add_weeks(ws, {u["unit"]: u["arm"] for u in units}, {"cash": 0.30, "gift": -0.10})
+    out = tmp_path / "r.json"
+    args = ["recalibrate", pilot, "--workspace", ws, "--draws", "300", "--out", tmp_path / "y"]
+    result = run(*args, "--json", out)
+    assert result.exit_code == 0, result.output
+    arms = {a["arm"]: a for a in json.loads(out.read_text())["arms"]}
+    cash, gift = arms["cash"], arms["gift"]
+    prior = load_programme(PROGRAMMES["cash-voucher"]).response
+    posterior = cash["recalibration"]["posterior"]
+    assert posterior["visit_uplift"]["mean"] > prior.visit_uplift.mean  # +30 % observed
+    assert posterior["visit_uplift"]["sd"] < prior.visit_uplift.sd
+    assert gift["recalibration"]["posterior"]["visit_uplift"]["mean"] < 0.02  # -10 % observed
+    assert cash["assumption_set_version"] == 1
+    assert 0 < cash["members_share"] <= 1
+    after = cash["projection_after"]["profit"]["p50"]
+    assert after > cash["projection_before"]["profit"]["p50"]
+    written = load_programme(tmp_path / "y" / "cash-voucher.recalibrated.yaml")
+    assert written.response.visit_uplift.mean == pytest.approx(posterior["visit_uplift"]["mean"])
+    again = run(*args, "--json", out)
+    assert again.exit_code == 0, again.output
+    assert json.loads(out.read_text())["arms"][0]["assumption_set_version"] == 1  # same evidence
