@@ -931,11 +931,12 @@ def _demo_pilot(
         with_truth,
         write_pilot_yaml,
     )
+    from loyalty_pilot.pilots.pilot_analysis import analyse_pilot
     from loyalty_pilot.pilots.pilot_design import run_design
-    from loyalty_pilot.pilots.pilot_eval import evaluate_frozen
     from loyalty_pilot.pilots.pilot_freeze import freeze_pilot
-    from loyalty_pilot.pilots.pilot_report import design_lines
+    from loyalty_pilot.pilots.pilot_report import analysis_lines, design_lines
     from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.recalibrate import recalibrate_pilot, recalibration_lines
 
     regions = [str(r["region"]) for r in summary["chain"].get("sales_by_region", [])]
     path = write_pilot_yaml(ws.path, chain_start, start, regions, seed)
@@ -966,25 +967,38 @@ def _demo_pilot(
         f"Pilot weeks {start} to {end} synthesized with a known effect and ingested "
         f"({loaded:,} baskets)"
     )
-    con = ws.connect(read_only=True)
+    con = ws.connect()
     try:
-        result = evaluate_frozen(con, pf, frozen, seed=seed)
+        analysis = analyse_pilot(con, pf, frozen, seed=seed)
+        primary = analysis.primary.evaluation.to_dict()["comparisons"]
+        _progress("recalibrating the assumptions and projecting the rollout")
+        recalibrated = recalibrate_pilot(
+            con, pf, frozen, draws=1000, seed=seed, comparisons=primary,
+            out=ws.path / "recalibrated",
+        )  # fmt: skip
     finally:
         con.close()
-    rows = with_truth(result.evaluation.to_dict()["comparisons"])
+    rows = with_truth(primary)
     click.echo(
         "Evaluation of the frozen pilot: difference in differences on log weekly store "
-        "sales, CR2 small-sample intervals (95 %):"
+        "sales, CR2 small-sample intervals (95 %), cash vs gift head to head, p-values "
+        "Holm-adjusted across the three comparisons:"
     )
     for line in truth_lines(rows):
         click.echo(line)
+    for line in analysis_lines(analysis, heterogeneity=False):
+        click.echo("  " + line)
+    click.echo("Recalibrated assumptions (precision-weighted) and the full-chain rollout:")
+    for line in recalibration_lines(recalibrated):
+        click.echo("  " + line)
     return {
         "file": str(path),
         "design": design.to_dict(),
         "frozen": frozen.to_dict(),
         "truth": truth(),
-        "evaluation": result.to_dict(),
+        "evaluation": analysis.to_dict(),
         "comparisons": rows,
+        "recalibration": [r.to_dict() for r in recalibrated],
     }
 
 

@@ -68,7 +68,14 @@ def write_pilot_yaml(
             "seed": seed,
         },
         "power": {"units_per_arm": [4, 6, 8, 12, 16], "weeks": [8, 12], "placebos": 1000},
-        "metrics": {"primary": "sales", "secondary": ["visits", "basket_size"]},
+        "metrics": {
+            "primary": "sales",
+            "secondary": ["visits", "basket_size"],
+            "guardrails": [
+                {"metric": "gross_margin_rate", "margin": 0.005},
+                {"metric": "programme_cost_share", "margin": 0.02},
+            ],
+        },
         "decision": {"alpha": 0.05, "min_uplift": "break_even", "min_roi": 0.0},
         "rollout": {"holdout_share": 0.1, "waves": waves},
         "evaluation": {"method": "did", "scale": "auto"},
@@ -100,6 +107,9 @@ def truth_lines(rows: list[dict[str, Any]]) -> list[str]:
         interval = "n/a" if low is None or high is None else f"[{low:+.1%}, {high:+.1%}]"
         estimate = "n/a" if rel is None else f"{rel:+.1%}"
         p_value = "n/a" if row["p_value"] is None else f"{row['p_value']:.3f}"
+        adjusted = row.get("p_value_adjusted")
+        if adjusted is not None:
+            p_value += f" (Holm {adjusted:.3f})"
         covered = "inside" if row["truth_covered"] else "outside"
         lines.append(
             f"  {row['arm']:<6} vs {row['baseline']}: sales {estimate} {interval}  p {p_value}"
@@ -111,11 +121,12 @@ def truth_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 def with_truth(comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The evaluation's comparisons with the injected truth and whether it is covered."""
-    known = truth()
+    known = {**truth(), "control": 0.0}
     rows = []
     for row in comparisons:
         row = dict(row)
-        row["truth_relative"] = known[row["arm"]]
+        # against a variant (cash vs gift), the truth is the ratio of the two uplifts
+        row["truth_relative"] = (1 + known[row["arm"]]) / (1 + known[row["baseline"]]) - 1
         low, high = row["rel_ci_low"], row["rel_ci_high"]
         row["truth_covered"] = bool(
             low is not None and high is not None and low <= row["truth_relative"] <= high

@@ -162,8 +162,9 @@ def evaluation_lines(result: PilotEvaluation) -> list[str]:
     return lines
 
 
-def analysis_lines(analysis: Any) -> list[str]:
-    """What ``evaluate PILOT.yaml`` prints after the family of primary comparisons."""
+def analysis_lines(analysis: Any, *, heterogeneity: bool = True) -> list[str]:
+    """What ``evaluate PILOT.yaml`` prints after the family of primary comparisons
+    (``heterogeneity=False``: without the exploratory subgroup tables)."""
     lines: list[str] = []
     for metric, evaluation in analysis.secondary.items():
         lines.append(f"Secondary metric {metric}:")
@@ -186,7 +187,7 @@ def analysis_lines(analysis: Any) -> list[str]:
                 f"  {arm}: look {look.look}, statistic {look.statistic:+.2f} against "
                 f"+-{look.boundary:.2f}: {crossed}"
             )
-    for arm, table in analysis.heterogeneity.items():
+    for arm, table in analysis.heterogeneity.items() if heterogeneity else ():
         lines.append(f"By {table.by}, {arm} (exploratory): {table.caveat}")
         for row in table.records():
             lines.append(

@@ -215,9 +215,20 @@ def test_demo_sizes_freezes_synthesizes_and_evaluates_the_pilot(tmp_path):
     assert frozen["version"] == 1
     arms = {u["arm"] for u in frozen["units"]}
     assert arms == {"control", "cash", "gift"}
-    assert {c["arm"] for c in pilot["comparisons"]} == {"cash", "gift"}
+    pairs = [(c["arm"], c["baseline"]) for c in pilot["comparisons"]]
+    assert pairs == [("cash", "control"), ("gift", "control"), ("gift", "cash")]
+    truth = {**pilot["truth"], "control": 0.0}
     for row in pilot["comparisons"]:
-        assert row["truth_relative"] == pytest.approx(pilot["truth"][row["arm"]])
+        expected = (1 + truth[row["arm"]]) / (1 + truth[row["baseline"]]) - 1
+        assert row["truth_relative"] == pytest.approx(expected)
+        assert 0 <= row["p_value"] <= row["p_value_adjusted"] <= 1
+    guards = pilot["evaluation"]["guardrails"]
+    assert {g["metric"] for g in guards["cash"]} == {"gross_margin_rate", "programme_cost_share"}
+    assert set(pilot["evaluation"]["sequential"]) == {"cash", "gift"}
+    recalibrated = {r["arm"]: r for r in pilot["recalibration"]}
+    assert recalibrated["cash"]["assumption_set_version"] == 1
+    assert (ws / "recalibrated" / "cash-voucher.recalibrated.yaml").exists()
+    assert "Recalibrated assumptions" in result.output
     assert "Frozen: pilot demo-cash-vs-gift version 1" in result.output
     assert "truth +6.0%" in result.output
     # the frozen pilot can be evaluated again from the command line
