@@ -7,7 +7,9 @@ Peak memory of the vectorized replay is traced (numpy allocations included) and 
 with the size of the raw input columns.
 
 Each order (random; member/time as the workspace reads them) is replayed ``--runs`` times
-and the median reported.
+and the median reported, with the default ``map_`` (a 2-thread pool from 2 M baskets) and,
+interleaved with it, single-threaded (``map_=map``, the same chunks, the same result). The
+load average is printed next to the times: other jobs on the cores slow both.
 
 Run:  python benchmarks/bench_replay.py [--baskets 10000000] [--customers 400000] [--runs 3]
 """
@@ -15,6 +17,7 @@ Run:  python benchmarks/bench_replay.py [--baskets 10000000] [--customers 400000
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import tracemalloc
 
@@ -94,22 +97,30 @@ def main() -> None:
     raw_bytes = sum(baskets[c].to_numpy().nbytes for c in baskets.columns)
 
     replay(baskets.head(100_000), PROGRAMME)  # warm up
-    seconds = []
+    load_before = os.getloadavg()
+    seconds, seconds_serial = [], []
     for _ in range(args.runs):
         t0 = time.perf_counter()
         result = replay(baskets, PROGRAMME)
         seconds.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        replay(baskets, PROGRAMME, map_=map)
+        seconds_serial.append(time.perf_counter() - t0)
     # As the workspace hands them over: ordered by customer_id (as text) and time.
     ordered = (
         baskets.assign(key=baskets["customer_id"].astype(str))
         .sort_values(["key", "date", "basket_id"], kind="stable")
         .drop(columns="key")
     )
-    seconds_sorted = []
+    seconds_sorted, seconds_sorted_serial = [], []
     for _ in range(args.runs):
         t0 = time.perf_counter()
         replay(ordered, PROGRAMME)
         seconds_sorted.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        replay(ordered, PROGRAMME, map_=map)
+        seconds_sorted_serial.append(time.perf_counter() - t0)
+    load_after = os.getloadavg()
     del ordered
     tracemalloc.start()
     replay(baskets, PROGRAMME)
@@ -127,8 +138,10 @@ def main() -> None:
     n = len(baskets)
     for label, times in (
         ("vectorized replay, baskets in random order", seconds),
+        ("  the same, single-threaded (map_=map)", seconds_serial),
         ("vectorized replay, baskets in member/time order (as the workspace reads them)",
          seconds_sorted),
+        ("  the same, single-threaded (map_=map)", seconds_sorted_serial),
     ):  # fmt: skip
         median = float(np.median(times))
         runs = ", ".join(f"{t:.2f}" for t in times)
@@ -136,6 +149,12 @@ def main() -> None:
             f"{label}: median of {len(times)} {median:.2f} s ({n / median / 1e6:.2f} M "
             f"baskets/s; best {n / min(times) / 1e6:.2f} M/s; runs {runs} s)"
         )
+    print(
+        "load average (1, 5, 15 min) before the timed replays "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after "
+        + ", ".join(f"{x:.2f}" for x in load_after)
+    )
     best = float(np.median(seconds))
     print(
         f"groupby-apply reference: {ref_seconds:.2f} s on {len(sample):,} baskets -> "

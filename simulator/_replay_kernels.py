@@ -101,9 +101,10 @@ def member_time_order(
     ORDER BY), ``order`` is None (the identity) but for the moves ``(at, source)``
     returned last: the basket at position ``at`` is the one at ``source``.
 
-    The bulk is one in-place ``sort`` of an int64 key packing (member, day, position) when
-    it fits in 63 bits (much faster than ``argsort`` and the key carries the sorted
-    member and day); baskets of the same member and day are then put in timestamp order,
+    The bulk is two stable radix sorts of 16-bit keys (day, then member) when members and
+    days fit in 16 bits, else one in-place ``sort`` of an int64 key packing (member, day,
+    position) when it fits in 63 bits (much faster than ``argsort`` and the key carries
+    the sorted member and day); baskets of the same member and day are then put in timestamp order,
     and equal timestamps in basket_id order, on that (small) subset only.
 
     ``ts_all`` (optional) are the int64 timestamps of all positions: when (member,
@@ -121,6 +122,21 @@ def member_time_order(
     if ordered:
         order = np.arange(n, dtype=idx_t)
         c, d = member, tsday
+    elif int(member.max()) < 1 << 16 and width_d <= 16:
+        # two stable radix sorts (numpy's, for 16-bit keys): by day, then by member; the
+        # same order as the key below, faster for chunks of up to 65536 members
+        packed = member.astype(np.uint32)  # (member, day) in one word: fewer gathers
+        packed <<= 16
+        packed |= (tsday - d0).astype(np.uint32)
+        order = np.argsort(packed.astype(np.uint16), kind="stable")  # the low half: day
+        packed = packed[order]
+        by_member = np.argsort((packed >> 16).astype(np.uint16), kind="stable")
+        order = order[by_member].astype(idx_t)
+        packed = packed[by_member]
+        c = (packed >> 16).astype(member.dtype)
+        d = (packed & 0xFFFF).astype(np.int32)
+        d += d0
+        del packed, by_member
     elif bits(int(member.max())) + width_d + width_i <= 63:
         key = member.astype(np.int64)
         key <<= width_d
@@ -267,3 +283,38 @@ def _order_ties(
     source = at[tie_order]
     moved = source != at
     return at[moved].astype(idx_t), source[moved].astype(idx_t)
+
+
+def cents_by_row(
+    n_rows: int, n: int, index: Callable[[slice], np.ndarray], cents: np.ndarray
+) -> np.ndarray:
+    """Exact int64 sums of the integer ``cents`` of n elements by ``index(part)`` row.
+
+    Block by block, float64 bincounts are exact (a block of 2**20 int32 values sums to
+    less than 2**51), so the sums do not depend on the order of the elements.
+    """
+    out = np.zeros(n_rows, dtype=np.int64)
+    for part in blocks(n):
+        if cents.dtype.itemsize <= 4:
+            out += np.bincount(index(part), weights=cents[part], minlength=n_rows).astype(np.int64)
+        else:
+            np.add.at(out, index(part), cents[part])
+    return out
+
+
+def members_in_order(member: np.ndarray) -> bool:
+    """Whether the members (>= 0; -1 not a member, skipped) never fall along the baskets.
+
+    Block by block, stopping at the first fall.
+    """
+    last = -1
+    for part in blocks(len(member)):
+        values = member[part]
+        if values.min() < 0:
+            values = values[values >= 0]
+            if len(values) == 0:
+                continue
+        if values[0] < last or (values[1:] < values[:-1]).any():
+            return False
+        last = int(values[-1])
+    return True

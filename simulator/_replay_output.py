@@ -14,9 +14,28 @@ from loyalty_pilot.simulator._replay_rules import _tier_of
 from loyalty_pilot.simulator.programme import Programme, reward_cost, slug
 
 
-def _ledger(
-    programme: Programme, parts: dict[str, Any], revenue: np.ndarray, months: dict[str, Any]
-) -> pd.DataFrame:
+def _locate(days: np.ndarray, e_day: int, months: dict[str, Any]) -> tuple[Any, np.ndarray]:
+    """Ledger rows of ``days``, those after ``end`` dropped: (kept mask or None, rows)."""
+    inside = None if (len(days) == 0 or days.max() <= e_day) else days <= e_day
+    return inside, _month_index(days if inside is None else days[inside], months)
+
+
+def _at(located: tuple[Any, np.ndarray], weights: Any, n_months: int) -> np.ndarray:
+    """Sum ``weights`` (float) by the ledger rows of :func:`_locate`."""
+    inside, index = located
+    w = np.asarray(weights, dtype=float)
+    return np.bincount(index, weights=w if inside is None else w[inside], minlength=n_months)
+
+
+def _ledger_flows(
+    programme: Programme, parts: dict[str, Any], months: dict[str, Any]
+) -> dict[str, Any]:
+    """The ledger's monthly flows of one chunk of members (summed over chunks in order).
+
+    Counts are int64 and money in cents is summed exactly (int64), so their totals do not
+    depend on the chunks; the other money flows are float sums in basket order within
+    the chunk. Also returns what the redemption flows need (issuing baskets only).
+    """
     n_months = len(months["first"])
     e_day = parts["e_day"]
     c, month = parts["c"], parts["month"]
@@ -24,36 +43,19 @@ def _ledger(
     issue_month = month[issuing]
 
     def per_month(index: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Sum ``weights`` (float) or count by ledger row."""
+        """Sum ``weights`` (float) or count (int64) by ledger row."""
         counts = np.bincount(index, weights=weights, minlength=n_months)
-        return counts if weights is None else counts.astype(float)
-
-    located: dict[int, tuple[np.ndarray | None, np.ndarray]] = {}
-
-    def by_day(days: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Sum ``weights`` (or count) by the month of ``days``; days after ``end`` drop out."""
-        if id(days) not in located:  # each array of days is located once
-            inside = None if (len(days) == 0 or days.max() <= e_day) else days <= e_day
-            chosen = days if inside is None else days[inside]
-            located[id(days)] = (inside, _month_index(chosen, months))
-        inside, index = located[id(days)]
-        w = None if weights is None else np.asarray(weights, dtype=float)
-        if w is not None and inside is not None:
-            w = w[inside]
-        return per_month(index, w)
+        return counts.astype(np.int64) if weights is None else counts.astype(float)
 
     starts = parts["starts"]
     new_members = per_month(month[starts])
-    members = np.cumsum(new_members)
     new_visit = parts["first"].copy()  # a member's first basket, or first of a month
     new_visit[1:] |= month[1:] != month[:-1]
-    active_members = per_month(month[new_visit])
+    active_members = per_month(month[np.flatnonzero(new_visit)])  # (faster than a mask)
     del new_visit
     rewards = parts["rewards"]  # issuing baskets only
     converted = rewards * parts["threshold_at"](issuing)
     cost_i = parts["cost_m"][c[issuing]]
-    expiry_day = parts["issue_day"] + parts["valid_days"]
-    resolve_day = parts["resolve_day"]
     v_day, v_run, v_points = parts["validity_events"]
     run_member = parts["run_member"]
     lapsed = parts["lapse_day"] <= e_day
@@ -61,17 +63,15 @@ def _ledger(
     lapse_points = parts["lapse_points"][lapsed]
     lapse_member = run_member[lapsed]
     v_member = run_member[v_run]
+    v_at, lapse_at = _locate(v_day, e_day, months), _locate(lapse_day, e_day, months)
+    resolve_at = _locate(parts["resolve_day"], e_day, months)
 
     n = parts["n"]
     credit = parts["credit"]
 
-    def dense_sum(weights: Any) -> np.ndarray:
-        """Sum of ``weights(part)`` (float) over all baskets by ledger row, blockwise."""
-        return _k.sum_by(np.zeros(n_months), n, lambda part: month[part], weights)
-
     # Points credited (welcome bonus included): whole numbers, exact in float64 sums; and
     # their value: the change of balance of each basket at its member's cost per point.
-    # One pass for both (each sum in basket order, as ``dense_sum``).
+    # One pass for both (each sum in basket order, as ``_k.sum_by``).
     per_point = parts["per_point_m"]
     uniform = len(per_point) and (per_point == per_point[0]).all()
     credited, change_sum = np.zeros(n_months), np.zeros(n_months)
@@ -83,28 +83,101 @@ def _ledger(
         change[issuing[i0:i1] - part.start] -= converted[i0:i1]
         change *= per_point[0] if uniform else per_point[c[part]]
         np.add.at(change_sum, index, change)
-    welcome = per_month(month[starts]) * float(parts["welcome_bonus"])
+    discount = parts["discount"]
+    tiers = programme.tiers
+    return {
+        "new_members": new_members,
+        "active_members": active_members,
+        "members_cents": _k.cents_by_row(n_months, n, month.__getitem__, parts["cents"]),
+        "credited": credited,
+        "change_value": change_sum,
+        "converted": per_month(issue_month, converted),
+        "expired_validity": _at(v_at, v_points, n_months),
+        "expired_inactivity": _at(lapse_at, lapse_points, n_months),
+        "expired_validity_value": _at(v_at, v_points * per_point[v_member], n_months),
+        "expired_inactivity_value": _at(lapse_at, lapse_points * per_point[lapse_member], n_months),
+        "rewards_issued": per_month(issue_month, rewards),
+        "rewards_resolved": _at(resolve_at, rewards, n_months),
+        "rewards_issued_cost": per_month(issue_month, rewards * cost_i),
+        "rewards_resolved_cost": _at(resolve_at, rewards * cost_i, n_months),
+        "rewards_issued_perceived": per_month(
+            issue_month, rewards * parts["perceived_m"][c[issuing]]
+        ),
+        "discount_cost": (
+            np.zeros(n_months)
+            if discount is None
+            else _k.sum_by(np.zeros(n_months), n, month.__getitem__, discount.__getitem__)
+        ),
+        "at_least": (
+            parts["snapshot"]["at_least"] if tiers else np.zeros((0, n_months), dtype=np.int64)
+        ),
+    }
+
+
+def _redemption_flows(
+    issued: dict[str, Any], redeemed: np.ndarray, expired: np.ndarray, months: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Monthly flows of the rewards redeemed (on their resolve day) and expired, from the
+    issuing baskets of one chunk (``issued``: ``cost``, ``resolve_day``, ``expiry_day``)."""
+    n_months = len(months["first"])
+    e_day, cost = issued["e_day"], issued["cost"]
+    resolve_at = _locate(issued["resolve_day"], e_day, months)
+    expiry_at = _locate(issued["expiry_day"], e_day, months)
+    return {
+        "rewards_redeemed": _at(resolve_at, redeemed, n_months),
+        "redemption_cost": _at(resolve_at, redeemed * cost, n_months),
+        "rewards_expired": _at(expiry_at, expired, n_months),
+        "breakage": _at(expiry_at, expired * cost, n_months),
+    }
+
+
+def _issued(parts: dict[str, Any]) -> dict[str, Any]:
+    """What the redemption (R9, drawn in member order) needs of a chunk's issuing baskets."""
+    issuing = parts["issuing"]
+    c_issuing = parts["c"][issuing]
+    return {
+        "rewards": parts["rewards"],
+        "has_next": parts["has_next"],
+        "member": c_issuing,
+        "m": parts["m"],
+        "cost": parts["cost_m"][c_issuing],
+        "resolve_day": parts["resolve_day"],
+        "expiry_day": parts["issue_day"] + parts["valid_days"],
+        "e_day": parts["e_day"],
+    }
+
+
+def _ledger(
+    programme: Programme,
+    flows: dict[str, np.ndarray],
+    revenue: np.ndarray,
+    months: dict[str, Any],
+    m: int,
+    welcome_bonus: int,
+    sampled: bool,
+) -> pd.DataFrame:
+    """The monthly ledger from the flows summed over the chunks of members."""
+    n_months = len(months["first"])
+    new_members = flows["new_members"]
+    members = np.cumsum(new_members)
+    credited = flows["credited"]
+    welcome = new_members * float(welcome_bonus)
     # Outstanding points and pending rewards: every change dated, summed up to each snapshot.
     outstanding = np.cumsum(
-        credited - per_month(issue_month, converted)
-        - by_day(v_day, v_points) - by_day(lapse_day, lapse_points)
-    )  # fmt: skip
+        credited - flows["converted"] - flows["expired_validity"] - flows["expired_inactivity"]
+    )
     points_value = np.cumsum(
-        change_sum
-        - by_day(v_day, v_points * per_point[v_member])
-        - by_day(lapse_day, lapse_points * per_point[lapse_member])
+        flows["change_value"] - flows["expired_validity_value"] - flows["expired_inactivity_value"]
     )
-    pending = np.cumsum(per_month(issue_month, rewards) - by_day(resolve_day, rewards))
-    pending_value = np.cumsum(
-        per_month(issue_month, rewards * cost_i) - by_day(resolve_day, rewards * cost_i)
-    )
+    pending = np.cumsum(flows["rewards_issued"] - flows["rewards_resolved"])
+    pending_value = np.cumsum(flows["rewards_issued_cost"] - flows["rewards_resolved_cost"])
     redemption_rate = programme.redemption.rate
 
     tiers = programme.tiers
     tier_counts = np.zeros((len(tiers), n_months))
+    thresholds = np.array([round(t.min_spend_12m * 100) for t in tiers], dtype=np.int64)
     if tiers:
-        snapshot = parts["snapshot"]
-        tier_counts = _tier_counts(snapshot["at_least"], parts["thresholds"], parts["m"], members)
+        tier_counts = _tier_counts(flows["at_least"], thresholds, m, members)
     tier_cost = np.array([t.benefit.cost_per_member_year if t.benefit else 0.0 for t in tiers])
     tier_benefit_cost = (tier_cost[:, None] * tier_counts).sum(axis=0) / 12 if tiers else 0.0
     economics = programme.economics
@@ -120,38 +193,28 @@ def _ledger(
             programme.referral.rate_per_member_year / 12 * members * bonus * point_value
             * redemption_rate
         )  # fmt: skip
-    discount = parts["discount"]
-    cents = parts["cents"]
     ledger = pd.DataFrame(
         {
             "month": months["month"].astype("datetime64[ns]"),
             "snapshot": (_EPOCH + months["snapshot"]).astype("datetime64[ns]"),
             "revenue": revenue,
-            "members_revenue": (
-                dense_sum(lambda part: cents[part] / 100)
-                if parts.get("members_revenue") is None
-                else parts["members_revenue"]
-            ),
+            "members_revenue": flows["members_cents"] / 100,
             "new_members": new_members.astype(np.int64),
             "members": members.astype(np.int64),
-            "active_members": active_members.astype(np.int64),
+            "active_members": flows["active_members"].astype(np.int64),
             "points_earned": (credited - welcome).round().astype(np.int64),
             "welcome_points": welcome.round().astype(np.int64),
-            "points_expired_inactivity": by_day(lapse_day, lapse_points).round().astype(np.int64),
-            "points_expired_validity": by_day(v_day, v_points).round().astype(np.int64),
-            "points_converted": per_month(issue_month, converted).round().astype(np.int64),
-            "rewards_issued": per_month(issue_month, rewards).round().astype(np.int64),
-            "rewards_issued_cost": per_month(issue_month, rewards * cost_i),
-            "rewards_issued_perceived": per_month(
-                issue_month, rewards * parts["perceived_m"][c[issuing]]
-            ),
-            "rewards_redeemed": by_day(resolve_day, parts["redeemed"]),
-            "redemption_cost": by_day(resolve_day, parts["redeemed"] * cost_i),
-            "rewards_expired": by_day(expiry_day, parts["expired_rewards"]),
-            "breakage": by_day(expiry_day, parts["expired_rewards"] * cost_i),
-            "discount_cost": (
-                np.zeros(n_months) if discount is None else dense_sum(discount.__getitem__)
-            ),
+            "points_expired_inactivity": flows["expired_inactivity"].round().astype(np.int64),
+            "points_expired_validity": flows["expired_validity"].round().astype(np.int64),
+            "points_converted": flows["converted"].round().astype(np.int64),
+            "rewards_issued": flows["rewards_issued"].round().astype(np.int64),
+            "rewards_issued_cost": flows["rewards_issued_cost"],
+            "rewards_issued_perceived": flows["rewards_issued_perceived"],
+            "rewards_redeemed": flows["rewards_redeemed"],
+            "redemption_cost": flows["redemption_cost"],
+            "rewards_expired": flows["rewards_expired"],
+            "breakage": flows["breakage"],
+            "discount_cost": flows["discount_cost"],
             "tier_benefit_cost": tier_benefit_cost + np.zeros(n_months),
             "running_cost": running_cost,
             "referral_cost": referral_cost,
@@ -161,7 +224,7 @@ def _ledger(
         ledger["redemption_cost"] + ledger["discount_cost"] + ledger["tier_benefit_cost"]
         + ledger["running_cost"] + ledger["referral_cost"]
     )  # fmt: skip
-    if parts["sampled"]:  # whole rewards: counts are integers
+    if sampled:  # whole rewards: counts are integers
         for column in ("rewards_redeemed", "rewards_expired"):
             ledger[column] = ledger[column].round().astype(np.int64)
     ledger["outstanding_points"] = np.rint(outstanding).astype(np.int64)
@@ -189,9 +252,8 @@ def _tier_counts(
     return counts
 
 
-def _customers(
-    programme: Programme, parts: dict[str, Any], ids: np.ndarray, member_choice: np.ndarray
-) -> pd.DataFrame:
+def _customer_columns(programme: Programme, parts: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per-member columns of one chunk of members (concatenated over chunks in order)."""
     m = parts["m"]
     c, day = parts["c"], parts["day"]
     e_day = parts["e_day"]
@@ -208,7 +270,6 @@ def _customers(
     head = np.ones(len(issuing), dtype=bool)
     np.not_equal(c_issuing[1:], c_issuing[:-1], out=head[1:])
     first_reward[c_issuing[head]] = parts["issue_day"][head]
-    has_reward = first_reward != never
     first_advantage = first_reward.copy()
     discount = parts["discount"]
     if discount is not None:
@@ -220,7 +281,6 @@ def _customers(
         head = np.ones(len(at), dtype=bool)
         np.not_equal(c_at[1:], c_at[:-1], out=head[1:])
         np.minimum.at(first_advantage, c_at[head], day[at[head]])
-    has_advantage = first_advantage != never
     _, v_run, v_points = parts["validity_events"]
     lapsed = parts["lapse_day"] <= e_day
     run_member = parts["run_member"]
@@ -230,35 +290,59 @@ def _customers(
     converted = rewards * parts["threshold_at"](issuing)
     points_earned = parts["credit_m"]
     balance_end = points_earned - per_member(converted, c_issuing) - expired
-    enrol = day[starts].astype(np.int64)
-    tiers = programme.tiers
-    names = pd.array([t.name for t in tiers] or [""], dtype="str")  # text once, then taken
-    if tiers:
-        tier_end = names.take(parts["snapshot"]["tier_end"].astype(np.intp))
+    if programme.tiers:
+        tier_end = parts["snapshot"]["tier_end"]
         top = parts["snapshot"]["top"].copy()
         if m:
             np.maximum(top, np.maximum.reduceat(parts["tier"], starts), out=top)
-        top_tier = names.take(top.astype(np.intp))
     else:
-        tier_end = top_tier = names.take(np.zeros(m, dtype=np.intp))
+        tier_end = top = np.zeros(m, dtype=np.int8)
+    return {
+        "enrolled": day[starts].astype(np.int64),
+        "baskets": np.diff(np.append(starts, len(c))).astype(np.int64),
+        "spend_cents": parts["spend_m"],
+        "points_earned": points_earned,
+        "points_expired": expired.round().astype(np.int64),
+        "rewards_issued": per_member(rewards, c_issuing).round().astype(np.int64),
+        "first_reward": first_reward,
+        "first_advantage": first_advantage,
+        "tier_end": tier_end,
+        "top": top,
+        "balance_end": balance_end.round().astype(np.int64),
+    }
+
+
+def _customers(
+    programme: Programme,
+    columns: dict[str, np.ndarray],
+    ids: np.ndarray,
+    member_choice: np.ndarray,
+    sampled: bool,
+) -> pd.DataFrame:
+    """The members' summary from the columns of every chunk, concatenated in order."""
+    never = np.iinfo(np.int64).max
+    enrol = columns["enrolled"]
+    first_reward, first_advantage = columns["first_reward"], columns["first_advantage"]
+    has_reward, has_advantage = first_reward != never, first_advantage != never
+    names = pd.array([t.name for t in programme.tiers] or [""], dtype="str")  # text once
     frame = pd.DataFrame(
         {
             "customer_id": ids,
             "enrolled": (_EPOCH + enrol).astype("datetime64[ns]"),
             "reward": member_choice.astype(np.int64),
-            "baskets": np.diff(np.append(starts, len(c))).astype(np.int64),
-            "spend": parts["spend_m"] / 100,
-            "points_earned": points_earned,
-            "points_expired": expired.round().astype(np.int64),
-            "rewards_issued": per_member(rewards, c_issuing).round().astype(np.int64),
-            "rewards_redeemed": _counts(per_member(parts["redeemed"], c_issuing), parts["sampled"]),
+            "baskets": columns["baskets"],
+            "spend": columns["spend_cents"] / 100,
+            "points_earned": columns["points_earned"],
+            "points_expired": columns["points_expired"],
+            "rewards_issued": columns["rewards_issued"],
+            "rewards_redeemed": _counts(columns["rewards_redeemed"], sampled),
             "first_reward_date": _dates_or_nat(first_reward, has_reward),
             "days_to_first_reward": np.where(has_reward, first_reward - enrol, np.nan),
             "first_advantage_date": _dates_or_nat(first_advantage, has_advantage),
             "days_to_first_advantage": np.where(has_advantage, first_advantage - enrol, np.nan),
-            "tier_end": tier_end,
-            "top_tier": top_tier,
-            "balance_end": balance_end.round().astype(np.int64),
+            "tier_end": names.take(columns["tier_end"].astype(np.intp)),
+            "top_tier": names.take(columns["top"].astype(np.intp)),
+            "balance_end": columns["balance_end"],
         }
     )
     return frame  # members are numbered in customer_id (text) order: already sorted

@@ -27,15 +27,15 @@ def _member_events(
     s_day: int,
     e_day: int,
     months: dict[str, np.ndarray],
-    sample: bool,
-    rng: np.random.Generator,
     month: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Every rule on the members' baskets in order (``c`` member, ``day``, ``cents``).
 
     Per-basket arrays kept: ``c``, ``day``, ``cents``, ``month``, ``credit``, ``tier``
-    and the discount; rewards and their redemption are kept only for the (few) baskets
-    that issue rewards (``issuing`` positions).
+    and the discount; rewards are kept only for the (few) baskets that issue rewards
+    (``issuing`` positions). How many of them are redeemed (R9: a draw in sampled mode)
+    is left to :func:`_redemption`, called in member order, so the members can be
+    replayed in chunks and the draws still follow the order of the whole replay.
     """
     n = len(c)
     m = len(member_choice)
@@ -131,17 +131,10 @@ def _member_events(
 
     # R9 redemption at the next basket within the validity (issuing baskets only)
     valid_days = programme.redemption.validity_days
-    redemption_rate = programme.redemption.rate
     issue_day = day[issuing].astype(np.int64)
     next_day = day[np.minimum(issuing + 1, max(n - 1, 0))].astype(np.int64)
     has_next = ~last[issuing] & (next_day <= issue_day + valid_days)
     del last
-    if sample:
-        draws = rng.binomial(rewards, redemption_rate)
-        redeemed = np.where(has_next, draws, 0).astype(float)
-    else:
-        redeemed = np.where(has_next, rewards * redemption_rate, 0.0)
-    expired_rewards = rewards - redeemed
     resolve_day = np.where(has_next, next_day, issue_day + valid_days)
 
     # R10 discounts
@@ -151,15 +144,33 @@ def _member_events(
         "n": n, "m": m, "c": c, "day": day, "month": month, "cents": cents, "starts": starts,
         "tier": tier, "thresholds": thresholds, "credit": credit,
         "welcome_bonus": welcome_bonus, "issuing": issuing, "rewards": rewards,
-        "issue_day": issue_day, "threshold_at": threshold_at, "redeemed": redeemed,
-        "expired_rewards": expired_rewards, "resolve_day": resolve_day,
+        "issue_day": issue_day, "threshold_at": threshold_at, "has_next": has_next,
+        "resolve_day": resolve_day,
         "discount": discount, "run_member": run_member, "lapse_day": lapse_day,
         "lapse_points": lapse_points, "validity_events": validity_events, "cost_m": cost_m,
         "perceived_m": perceived_m, "per_point_m": per_point_m,
         "snapshot": snapshot, "valid_days": valid_days, "e_day": e_day,
-        "months": months, "sampled": sample, "spend_m": spend_m, "credit_m": credit_m,
+        "months": months, "spend_m": spend_m, "credit_m": credit_m,
         "first": first,
     }  # fmt: skip
+
+
+def _redemption(
+    rewards: np.ndarray, has_next: np.ndarray, rate: float, rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """R9: rewards redeemed and expired (float) of the issuing baskets, in member order.
+
+    Expected mode (``rng`` None): ``rate`` of each reward followed by a basket within the
+    validity. Sampled mode: ``rng.binomial(rewards, rate)`` for every issuing basket, used
+    when a basket follows; drawn in pieces in member order, the draws are those of one
+    call over all the issuing baskets.
+    """
+    if rng is not None:
+        draws = rng.binomial(rewards, rate)
+        redeemed = np.where(has_next, draws, 0).astype(float)
+    else:
+        redeemed = np.where(has_next, rewards * rate, 0.0)
+    return redeemed, rewards - redeemed
 
 
 def _rolling_tier(
@@ -418,13 +429,15 @@ def _snapshot_tiers(
         cell = month[b0:b1] * members
         cell += member
         grid = np.bincount(cell, weights=weights, minlength=size)
-        np.take(drop, np.subtract(day[b0:b1], months["first"][0], dtype=np.int32), out=cell)
+        offset = np.subtract(day[b0:b1], months["first"][0], dtype=np.int32)
+        np.take(drop, offset, out=cell, mode="clip")  # (an unbuffered out; offsets valid)
         cell *= members
         cell += member
         grid -= np.bincount(cell, weights=weights, minlength=size)
         del cell, weights, member
         spend = grid.reshape(n_snap + 1, members)[:n_snap]
-        np.cumsum(spend, axis=0, out=spend)
+        for i in range(1, n_snap):  # cumsum down the months, row by row (much faster
+            np.add(spend[i], spend[i - 1], out=spend[i])  # than axis=0; the same sums)
         for i, threshold in enumerate(thresholds):  # a handful of tiers
             at_least[i] += (spend >= threshold).sum(axis=1)
         tier_end[m0:m1] = _k.tier_of_sorted(thresholds, spend[-1])

@@ -133,7 +133,9 @@ of any of its baskets or snapshots, "" without tiers), ``balance_end``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +147,7 @@ try:  # the text order of customer ids without Python strings (pandas' str type)
 except ImportError:  # pragma: no cover - numpy strings instead
     pc = None
 
+from loyalty_pilot.simulator import _replay_chunks as _c
 from loyalty_pilot.simulator import _replay_kernels as _k
 
 # The helpers live in single-purpose modules; their names stay importable from here.
@@ -159,9 +162,12 @@ from loyalty_pilot.simulator._replay_input import _months as _months
 from loyalty_pilot.simulator._replay_input import _prepare as _prepare
 from loyalty_pilot.simulator._replay_input import _to_date as _to_date
 from loyalty_pilot.simulator._replay_output import _counts as _counts
+from loyalty_pilot.simulator._replay_output import _customer_columns as _customer_columns
 from loyalty_pilot.simulator._replay_output import _customers as _customers
 from loyalty_pilot.simulator._replay_output import _dates_or_nat as _dates_or_nat
 from loyalty_pilot.simulator._replay_output import _ledger as _ledger
+from loyalty_pilot.simulator._replay_output import _ledger_flows as _ledger_flows
+from loyalty_pilot.simulator._replay_output import _redemption_flows as _redemption_flows
 from loyalty_pilot.simulator._replay_output import _tier_counts as _tier_counts
 from loyalty_pilot.simulator._replay_output import _totals as _totals
 from loyalty_pilot.simulator._replay_rules import _conversions as _conversions
@@ -169,6 +175,7 @@ from loyalty_pilot.simulator._replay_rules import _conversions_by_year as _conve
 from loyalty_pilot.simulator._replay_rules import _discounts as _discounts
 from loyalty_pilot.simulator._replay_rules import _member_events as _member_events
 from loyalty_pilot.simulator._replay_rules import _points as _points
+from loyalty_pilot.simulator._replay_rules import _redemption as _redemption
 from loyalty_pilot.simulator._replay_rules import _rolling_tier as _rolling_tier
 from loyalty_pilot.simulator._replay_rules import _snapshot_tiers as _snapshot_tiers
 from loyalty_pilot.simulator._replay_rules import _tier_of as _tier_of
@@ -216,17 +223,38 @@ def replay(
     start: dt.date | None = None,
     end: dt.date | None = None,
     sample: bool = False,
+    map_: Callable[..., Any] | None = None,
+    chunks: int | None = None,
 ) -> ReplayResult:
     """Replay ``programme`` on ``baskets`` following rules R1-R12 (module docstring).
 
-    Vectorized: one sort and segmented cumulative sums over all baskets at once. The only
-    Python loops run over calendar years when points have a fixed validity (R7), over the
-    tiers, and over blocks of about a million baskets for elementwise work whose
-    temporaries would otherwise be fresh basket-sized arrays (``_replay_kernels.blocks``).
-    Per-basket arrays are int32 where the values fit, rewards are kept for the issuing
-    baskets only, and every intermediate is released as soon as it is used, so the peak
-    memory stays about twice the raw input columns.
+    Vectorized: sorts and segmented cumulative sums over whole arrays. The members
+    (numbered in customer_id order) are cut into ``chunks`` contiguous chunks of about
+    equal basket counts (default: one per ``_replay_chunks.CHUNK_BASKETS`` members'
+    baskets, so the chunks depend on the baskets alone); each chunk is ordered (R3) and
+    replayed (R4-R10) on its own through ``map_``, and the chunks' monthly flows are
+    summed in chunk order, the redemption draws (R9, sampled mode) made in chunk order.
+
+    ``map_``: any map-like callable ``map_(function, items)`` returning the results in
+    order (builtin ``map``, ``ThreadPoolExecutor.map``; see ``_replay_chunks`` for Dask).
+    Default: a pool of ``min(2, os.cpu_count())`` threads from
+    ``_replay_chunks.PARALLEL_BASKETS`` members' baskets (numpy releases the GIL in its
+    sorts, gathers and cumulative sums), else builtin ``map``. A given
+    chunking gives the same result to the last bit with any ``map_`` and any number of
+    workers. Other chunkings agree to rounding: counts, points and money in cents
+    (revenue, spend) are summed exactly, the other money flows are float sums per chunk
+    (in basket order) then over the chunks.
+
+    The only Python loops run over chunks, over calendar years when points have a fixed
+    validity (R7), over the tiers, and over blocks of about a million baskets for
+    elementwise work whose temporaries would otherwise be fresh basket-sized arrays
+    (``_replay_kernels.blocks``). Per-basket arrays are int32 where the values fit,
+    rewards are kept for the issuing baskets only, and a chunk leaves only its monthly
+    flows and its members' columns, so the peak memory stays below about 1.5 times the
+    raw input columns.
     """
+    if chunks is not None and chunks < 1:
+        raise ValueError(f"chunks == {chunks}, must be >= 1.")
     data = _prepare(baskets, programme)
     day_all = data.pop("day")
     if len(day_all) == 0:
@@ -243,18 +271,16 @@ def replay(
         window = day_all >= s_day
         window &= day_all <= e_day
     cents_all = data.pop("cents")
-    # without a window: summed below, with the month of every basket computed once
-    revenue = None if window is None else _monthly_money(day_all[window], cents_all[window], months)
 
     # R2: enrolment and reward choice, over identified customers in the window.
     codes = data.pop("customer_code")  # -1: anonymous
     ident = data.pop("identified")  # None: all identified
     if window is not None:
         ident = window if ident is None else ident & window
-    del window
     counted = codes if ident is None else codes[ident]
-    present = np.flatnonzero(np.bincount(counted, minlength=data["n_codes"]))
+    baskets_of = np.bincount(counted, minlength=data["n_codes"])
     del counted
+    present = np.flatnonzero(baskets_of)
     labels = data["labels"](present)  # text: numpy strings, or a pyarrow string array
     if isinstance(labels, np.ndarray):
         order = np.argsort(labels, kind="stable")
@@ -276,84 +302,76 @@ def replay(
         member_ids = labels[order][enrolled]
     else:
         member_ids = pd.array(labels.take(order[enrolled]), dtype="str")
-    del labels
+    del labels, order
     member_choice = choice[enrolled]
     m = len(member_codes)
+    member_baskets = baskets_of[member_codes]  # baskets of each member in the window
+    del baskets_of
     rank = np.full(data["n_codes"] + 1, -1, dtype=np.int32)  # the last slot: code -1
     rank[member_codes] = np.arange(m, dtype=np.int32)
-
-    # R3: the members' baskets in order (member, timestamp, basket_id).
-    member_all = rank[codes]
+    member_all = np.empty(len(codes), dtype=np.int32)  # member number of each basket
+    for part in _k.blocks(len(codes)):
+        np.take(rank, codes[part], out=member_all[part], mode="wrap")  # -1: the last slot
     del codes, rank
     if ident is not None:
         member_all[~ident] = -1
     del ident
-    sel = None if member_all.min() >= 0 else np.flatnonzero(member_all >= 0)
-    if sel is not None:
-        sel = sel.astype(_k.index_dtype(len(day_all)))
-        member_all = member_all[sel]
+
+    # R3-R10 by chunks of members, concurrently: each orders and replays its members.
+    n_member = int(member_baskets.sum())
+    edges = _c.chunk_edges(member_baskets, chunks or _c.default_chunks(n_member))
+    ordered = _k.members_in_order(member_all)
     ts_raw, per_day, per_second = data.pop("ts")
-    if ts_raw is None:  # the timestamp is the date column: its day is the basket's day
-        tsday = day_all if sel is None else day_all[sel]
-    else:
-        tsday = np.floor_divide(ts_raw if sel is None else ts_raw[sel], per_day).astype(np.int32)
-    ts_source = data.pop("ts_source")
-
-    def rows_of(positions: np.ndarray, sel: np.ndarray | None = sel) -> np.ndarray:
-        return positions if sel is None else sel[positions]
-
-    def timestamps(positions: np.ndarray, rows_of: Any = rows_of) -> np.ndarray:
-        return ts_source[rows_of(positions)]
-
-    order, c, tsday, moved = _k.member_time_order(
-        member_all, tsday, timestamps, per_day, per_second, data["basket_id"], rows_of,
-        ts_all=ts_source if sel is None else None,
+    shared = _c.Baskets(
+        programme, member_all, day_all, cents_all, data["dept"], ts_raw, data["ts_source"],
+        per_day, per_second, data["basket_id"], member_choice, s_day, e_day, months, ordered,
     )  # fmt: skip
-    del member_all
-    if order is not None:
-        rows = rows_of(order)
-    elif sel is not None:  # in order, a subset: rows = sel but for the moves
-        rows = sel.copy()
-        rows[moved[0]] = sel[moved[1]]
-    else:
-        rows = None  # every basket, in order but for the moves
-    del order, sel, rows_of, timestamps
-    month = None
-    if revenue is None and rows is None:  # the months serve the revenue and the members
-        month = _month_index(day_all, months)
-        revenue = _k.sum_by(
-            np.zeros(len(months["first"])),
-            len(day_all),
-            month.__getitem__,
-            lambda part, cents_all=cents_all: cents_all[part] / 100.0,
-        )
-    elif revenue is None:
-        revenue = _monthly_money(day_all, cents_all, months)
-    every_basket = rows is None  # (then no basket lies outside the window)
-    if every_basket:  # the members' baskets are all the baskets, in order but for moves
-        at, source = moved  # within a (member, timestamp day): moved in place (own arrays)
-        cents = cents_all
-        cents[at] = cents[source]
-        if ts_raw is None:
-            day = tsday  # day_all itself: a move keeps the day
-        else:
-            day = day_all
-            day[at] = day[source]
-            month[at] = month[source]
-        dept = data["dept"]
-        if dept is not None and len(at):
-            dept = dept.copy()
-            dept[at] = dept[source]
-    else:
-        day = tsday if ts_raw is None else day_all[rows]
-        cents = cents_all[rows]
-        dept = None if data["dept"] is None else data["dept"][rows]
-    del tsday, day_all, cents_all, rows
-    parts = _member_events(
-        programme, c, day, cents, dept, member_choice, s_day, e_day, months, sample, rng, month
-    )
-    parts["members_revenue"] = revenue if every_basket else None  # the same baskets
-    ledger = _ledger(programme, parts, revenue, months)
-    customers = _customers(programme, parts, member_ids, member_choice)
+    flows = redemption = None
+    columns = []
+    rate = programme.redemption.rate
+    with contextlib.ExitStack() as stack:
+        if map_ is None:
+            map_ = stack.enter_context(_c.default_map(n_member))
+        by_basket = {"member": member_all, "day": day_all, "cents": cents_all}
+        by_basket |= {"dept": data["dept"], "ts_raw": ts_raw}
+        rows = _c.chunk_rows(member_all, member_baskets, edges, ordered, map_, by_basket)
+        del by_basket
+        results = _c.replay_chunks(shared, rows, edges, map_)
+        del rows, shared
+        # meanwhile: the revenue of every basket in the window (exact sums of cents), unless
+        # the members' baskets are all the baskets (then the members' revenue, the same sums)
+        revenue = None
+        if n_member < len(day_all):
+            days, cents = day_all, cents_all
+            if window is not None:
+                days, cents = day_all[window], cents_all[window]
+            revenue = _k.cents_by_row(
+                len(months["first"]), len(days),
+                lambda part, days=days: _month_index(days[part], months), cents,
+            )  # fmt: skip
+            del days, cents
+        del window, day_all, cents_all, member_all
+        redeemed_m = []
+        for result in results:  # in chunk order: the draws follow the members' order
+            issued = result["issued"]
+            redeemed, expired = _redemption(
+                issued["rewards"], issued["has_next"], rate, rng if sample else None
+            )
+            flows = _c.add_in_order(flows, result["flows"])
+            redemption = _c.add_in_order(
+                redemption, _redemption_flows(issued, redeemed, expired, months)
+            )
+            redeemed_m.append(
+                np.bincount(issued["member"], weights=redeemed, minlength=issued["m"])
+            )
+            columns.append(result["columns"])
+            del result, issued
+    flows.update(redemption)
+    revenue = (flows["members_cents"] if revenue is None else revenue) / 100
+    columns = {key: np.concatenate([c[key] for c in columns]) for key in columns[0]}
+    columns["rewards_redeemed"] = np.concatenate(redeemed_m)
+    welcome_bonus = programme.earn.welcome_bonus if programme.earn is not None else 0
+    ledger = _ledger(programme, flows, revenue, months, m, welcome_bonus, sample)
+    customers = _customers(programme, columns, member_ids, member_choice, sample)
     totals = _totals(ledger, n_ident, m)
     return ReplayResult(programme, ledger, customers, start, end, seed, sample, n_ident, totals)
