@@ -80,7 +80,11 @@ def welch(
     if early is not None:
         return early
     return _two_sample(
-        arm, baseline, metric, "welch", alpha,
+        arm,
+        baseline,
+        metric,
+        "welch",
+        alpha,
         (treated.mean_y, _variance(treated), treated.n),
         (control.mean_y, _variance(control), control.n),
     )
@@ -110,7 +114,13 @@ def ratio(
         mean_x = stats.mean_x
         if not mean_x > 0:
             return degenerate(
-                arm, baseline, metric, "ratio", "not_identified", treated.n + control.n, alpha,
+                arm,
+                baseline,
+                metric,
+                "ratio",
+                "not_identified",
+                treated.n + control.n,
+                alpha,
                 reason="the mean of the denominator is not positive in an arm",
             )
         r = stats.sum_y / stats.sum_x
@@ -207,8 +217,18 @@ def proportion(
     n_units = n_t + n_c
     if se0 == 0:
         return degenerate(
-            arm, baseline, metric, "proportion", "zero_variance", n_units, alpha, estimate=diff,
-            mean_arm=p_t, mean_baseline=p_c, n_arm=n_t, n_baseline=n_c,
+            arm,
+            baseline,
+            metric,
+            "proportion",
+            "zero_variance",
+            n_units,
+            alpha,
+            estimate=diff,
+            mean_arm=p_t,
+            mean_baseline=p_c,
+            n_arm=n_t,
+            n_baseline=n_c,
         )
     from scipy import special
 
@@ -219,13 +239,30 @@ def proportion(
     q = float(special.ndtri(1 - alpha / 2))
     rel, rel_low, rel_high, rel_se = _relative(p_t, v_t, p_c, v_c, q)
     return Comparison(
-        arm, baseline, metric, "proportion",
-        diff, diff - q * se, diff + q * se,
-        rel, rel_low, rel_high,
-        p_value, n_units, status=OK, alpha=alpha,
+        arm,
+        baseline,
+        metric,
+        "proportion",
+        diff,
+        diff - q * se,
+        diff + q * se,
+        rel,
+        rel_low,
+        rel_high,
+        p_value,
+        n_units,
+        status=OK,
+        alpha=alpha,
         extras={
-            "se": se, "se_pooled": se0, "df": None, "statistic": z, "rel_se": rel_se,
-            "mean_arm": p_t, "mean_baseline": p_c, "n_arm": n_t, "n_baseline": n_c,
+            "se": se,
+            "se_pooled": se0,
+            "df": None,
+            "statistic": z,
+            "rel_se": rel_se,
+            "mean_arm": p_t,
+            "mean_baseline": p_c,
+            "n_arm": n_t,
+            "n_baseline": n_c,
         },
     )
 
@@ -271,8 +308,13 @@ def compare_all(
         raise ValueError(f"only the control arm {control!r}: no other arm to compare.")
     comparisons = [
         compare(
-            stats_by_arm[a], stats_by_arm[b], method,
-            arm=arm_name(a), baseline=arm_name(b), metric=metric, alpha=alpha,
+            stats_by_arm[a],
+            stats_by_arm[b],
+            method,
+            arm=arm_name(a),
+            baseline=arm_name(b),
+            metric=metric,
+            alpha=alpha,
         )
         for a, b in family(list(stats_by_arm), control)
     ]
@@ -465,13 +507,27 @@ def _too_small(
     n_units = treated.n + control.n
     if treated.n == 0 or control.n == 0:
         return degenerate(
-            arm, baseline, metric, method, "no_units", n_units, alpha,
-            n_arm=treated.n, n_baseline=control.n,
+            arm,
+            baseline,
+            metric,
+            method,
+            "no_units",
+            n_units,
+            alpha,
+            n_arm=treated.n,
+            n_baseline=control.n,
         )
     if treated.n < 2 or control.n < 2:
         return degenerate(
-            arm, baseline, metric, method, "one_unit_per_arm", n_units, alpha,
-            n_arm=treated.n, n_baseline=control.n,
+            arm,
+            baseline,
+            metric,
+            method,
+            "one_unit_per_arm",
+            n_units,
+            alpha,
+            n_arm=treated.n,
+            n_baseline=control.n,
         )
     return None
 
@@ -504,10 +560,20 @@ def _two_sample(
     q = float(special.stdtrit(df, 1 - alpha / 2))
     rel, rel_low, rel_high, rel_se = _relative(m_t, v_t, m_c, v_c, q)
     return Comparison(
-        arm, baseline, metric, method,
-        diff, diff - q * se, diff + q * se,
-        rel, rel_low, rel_high,
-        p_value, n_units, status=OK, alpha=alpha,
+        arm,
+        baseline,
+        metric,
+        method,
+        diff,
+        diff - q * se,
+        diff + q * se,
+        rel,
+        rel_low,
+        rel_high,
+        p_value,
+        n_units,
+        status=OK,
+        alpha=alpha,
         extras={"se": se, "df": df, "statistic": t, "rel_se": rel_se, **base},
     )
 

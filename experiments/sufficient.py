@@ -281,8 +281,7 @@ def stats_from_rows(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[An
         if "arm" not in row or "n" not in row:
             raise ValueError("each row needs the columns 'arm' and 'n' (see sufficient_sql).")
         values = {
-            name: (None if row.get(name) is None else float(row[name]))
-            for name in FIELDS[1:]
+            name: (None if row.get(name) is None else float(row[name])) for name in FIELDS[1:]
         }
         parts.append({_plain(row["arm"]): SufficientStats(int(row["n"]), **values)})
     return combine(parts)

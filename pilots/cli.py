@@ -931,12 +931,14 @@ def _demo_pilot(
         with_truth,
         write_pilot_yaml,
     )
-    from loyalty_pilot.pilots.pilot_analysis import analyse_pilot
     from loyalty_pilot.pilots.pilot_design import run_design
     from loyalty_pilot.pilots.pilot_freeze import freeze_pilot
     from loyalty_pilot.pilots.pilot_report import analysis_lines, design_lines
     from loyalty_pilot.pilots.pilotspec import load_pilot
-    from loyalty_pilot.pilots.recalibrate import recalibrate_pilot, recalibration_lines
+    from loyalty_pilot.pilots.recalibrate import recalibration_lines
+    from loyalty_pilot.pilots.report_build import build_document
+    from loyalty_pilot.reports.render import write_report
+    from loyalty_pilot.reports.summary import decision_lines
 
     regions = [str(r["region"]) for r in summary["chain"].get("sales_by_region", [])]
     path = write_pilot_yaml(ws.path, chain_start, start, regions, seed)
@@ -969,15 +971,14 @@ def _demo_pilot(
     )
     con = ws.connect()
     try:
-        analysis = analyse_pilot(con, pf, frozen, seed=seed)
-        primary = analysis.primary.evaluation.to_dict()["comparisons"]
-        _progress("recalibrating the assumptions and projecting the rollout")
-        recalibrated = recalibrate_pilot(
-            con, pf, frozen, draws=1000, seed=seed, comparisons=primary,
-            out=ws.path / "recalibrated",
+        document, pieces = build_document(
+            con, pf, frozen, seed=seed, progress=_progress,
+            recalibrated_dir=ws.path / "recalibrated",
         )  # fmt: skip
     finally:
         con.close()
+    analysis, recalibrated = pieces["analysis"], pieces["recalibrated"]
+    primary = analysis.primary.evaluation.to_dict()["comparisons"]
     rows = with_truth(primary)
     click.echo(
         "Evaluation of the frozen pilot: difference in differences on log weekly store "
@@ -991,6 +992,11 @@ def _demo_pilot(
     click.echo("Recalibrated assumptions (precision-weighted) and the full-chain rollout:")
     for line in recalibration_lines(recalibrated):
         click.echo("  " + line)
+    written = write_report(document, ws.path / "report", formats=("html", "md", "json"))
+    click.echo("")
+    for line in decision_lines(document):
+        click.echo(line)
+    click.echo(f"Report: {written['html']} (also {written['md'].name}, {written['json'].name})")
     return {
         "file": str(path),
         "design": design.to_dict(),
@@ -999,6 +1005,8 @@ def _demo_pilot(
         "evaluation": analysis.to_dict(),
         "comparisons": rows,
         "recalibration": [r.to_dict() for r in recalibrated],
+        "decision": document.to_dict()["decision"],
+        "report": {k: str(v) for k, v in written.items()},
     }
 
 

@@ -224,3 +224,118 @@ def recalibrate(
     for line in recalibration_lines(results):
         click.echo(line)
     write_json(json_path, {"pilot": pf.spec.pilot, "arms": [r.to_dict() for r in results]})
+
+
+def _document(pilot_file: Path, workspace: Path, seed: int, draws: int) -> tuple[Any, Any]:
+    """Build the decision document of the frozen pilot (writes the assumption sets)."""
+    from loyalty_pilot.pilots.errors import UserError
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.registry import latest
+    from loyalty_pilot.pilots.report_build import build_document
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pf = load_pilot(pilot_file)
+    con = open_workspace(workspace).connect(create=False)
+    try:
+        frozen = latest(con, pf.spec.pilot)
+        if frozen is None:
+            raise UserError(
+                f"{pilot_file}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
+                "run `loyalty-pilot assign` first"
+            )
+        document, _raw = build_document(con, pf, frozen, seed=seed, draws=draws,
+                                        progress=_progress)  # fmt: skip
+    finally:
+        con.close()
+    return pf, document
+
+
+@main.command(context_settings=CONTEXT)
+@PILOT_ARG
+@workspace_option()
+@click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True)
+@click.option("--draws", default=1000, show_default=True, type=click.IntRange(100, 100_000))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
+@json_option
+def decide(
+    pilot_file: Path, workspace: Path, lang: str, draws: int, seed: int, json_path: Path | None
+) -> None:
+    """GO / NO-GO / EXTEND for the frozen pilot, with every reason.
+
+    Applies the decision rules pre-registered in the pilot YAML (decision: alpha,
+    min_uplift, min_roi): the primary uplift's interval against the threshold (the
+    break-even uplift by default), the guardrails, the recalibrated full-rollout ROI and
+    the quality checks (sample ratio, balance, pre-trend, planned weeks or a sequential
+    boundary). EXTEND says how many more weeks would settle it. With several variants,
+    it says which to roll out and how sure we are.
+
+    \b
+    Example:
+      loyalty-pilot decide examples/pilots/cash-vs-gift.yaml --json decision.json
+    """
+    from loyalty_pilot.reports.summary import decision_lines
+
+    _pf, document = _document(pilot_file, workspace, seed, draws)
+    for line in decision_lines(document, lang):
+        click.echo(line)
+    write_json(json_path, document.to_dict())
+
+
+@main.command(context_settings=CONTEXT)
+@PILOT_ARG
+@workspace_option()
+@click.option(
+    "--out",
+    "out_dir",
+    default="report",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the report files.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="html,md,json",
+    show_default=True,
+    help="Comma-separated: html, md, json, pdf (pdf needs the pdf extra).",
+)
+@click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True)
+@click.option("--draws", default=1000, show_default=True, type=click.IntRange(100, 100_000))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
+def report(
+    pilot_file: Path, workspace: Path, out_dir: Path, formats: str, lang: str, draws: int,
+    seed: int,
+) -> None:  # fmt: skip
+    """Write the management report of the frozen pilot: the decision and its evidence.
+
+    One self-contained HTML page (opens offline on a phone or a projector), the same
+    content in Markdown for e-mail, the decision document as JSON (validated against its
+    schema) and, with the pdf extra, a PDF. Page one: the decision, why, the uplift of
+    each arm in plain words, the full-rollout cost and profit (P10 / P50 / P90) and the
+    three biggest risks; then the charts, the SMART scorecards, the design, the
+    assumptions, the rollout plan and a reproducibility footer.
+
+    \b
+    Example:
+      loyalty-pilot report examples/pilots/cash-vs-gift.yaml --out report --lang fr
+      loyalty-pilot report pilot.yaml --format html,pdf
+    """
+    from loyalty_pilot.pilots.errors import UserError
+    from loyalty_pilot.reports.render import FORMATS, write_report
+    from loyalty_pilot.reports.summary import decision_lines
+
+    wanted = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise UserError(f"--format {formats!r}: choose among {', '.join(FORMATS)}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: is a file, not a folder")
+    _pf, document = _document(pilot_file, workspace, seed, draws)
+    try:
+        written = write_report(document, out_dir, formats=tuple(wanted), lang=lang)
+    except RuntimeError as exc:  # e.g. the pdf extra is not installed
+        raise UserError(str(exc)) from None
+    for line in decision_lines(document, lang):
+        click.echo(line)
+    for kind, path in written.items():
+        click.echo(f"{kind}: {path}")

@@ -61,12 +61,7 @@ def write_pilot_yaml(
         "unit": "store",
         "pre_period": {"start": chain_start, "end": start - dt.timedelta(days=1)},
         "test_period": {"start": start, "weeks": TEST_WEEKS},
-        "design": {
-            "method": "matched",
-            "stratify_by": [],
-            "match_on": ["level", "trend"],
-            "seed": seed,
-        },
+        "design": {"method": "rerandomized", "match_on": ["level", "trend"], "seed": seed},
         "power": {"units_per_arm": [4, 6, 8, 12, 16], "weeks": [8, 12], "placebos": 1000},
         "metrics": {
             "primary": "sales",

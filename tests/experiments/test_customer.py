@@ -303,8 +303,9 @@ def test_evaluate_customers_zero_one_arms_and_shares():
     assert as_bool.comparisons == evaluation.comparisons
     assert flipped.comparisons[0].estimate == pytest.approx(-evaluation.comparisons[0].estimate)
     # integral float labels read as integers, booleans allowed for proportions
-    frame = make_customers().assign(arm=lambda f: f["arm"].map({"control": 1.0, "cash": 2.0,
-                                                                "gift": 3.0}))
+    frame = make_customers().assign(
+        arm=lambda f: f["arm"].map({"control": 1.0, "cash": 2.0, "gift": 3.0})
+    )
     frame["retained"] = frame["retained"].astype(bool)
     evaluation, _ = evaluate_customers(
         frame, arm="arm", outcome="retained", method="proportion", control="1"

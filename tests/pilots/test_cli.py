@@ -229,6 +229,10 @@ def test_demo_sizes_freezes_synthesizes_and_evaluates_the_pilot(tmp_path):
     assert recalibrated["cash"]["assumption_set_version"] == 1
     assert (ws / "recalibrated" / "cash-voucher.recalibrated.yaml").exists()
     assert "Recalibrated assumptions" in result.output
+    assert pilot["decision"]["verdict"] in ("GO", "NO-GO", "EXTEND")
+    assert (ws / "report" / "report.html").exists()
+    assert json.loads((ws / "report" / "report.json").read_text())["pilot"] == "demo-cash-vs-gift"
+    assert f"Report: {ws / 'report' / 'report.html'}" in result.output
     assert "Frozen: pilot demo-cash-vs-gift version 1" in result.output
     assert "truth +6.0%" in result.output
     # the frozen pilot can be evaluated again from the command line

@@ -518,3 +518,45 @@ def test_recalibrate_updates_saves_and_writes_the_assumptions(ws, tmp_path):
     again = run(*args, "--json", out)
     assert again.exit_code == 0, again.output
     assert json.loads(out.read_text())["arms"][0]["assumption_set_version"] == 1  # same evidence
+
+
+def test_decide_and_report_on_a_clear_win(ws, tmp_path):
+    from loyalty_pilot.reports.render import validate
+
+    pilot = write_pilot(
+        tmp_path,
+        design={"method": "rerandomized", "units_per_arm": 6, "acceptance": 0.2},
+        metrics={"primary": "sales", "guardrails": [{"metric": "gross_margin_rate",
+                                                      "margin": 0.01}]},
+        decision={"alpha": 0.05, "min_uplift": 0.02, "min_roi": -1.0},
+    )  # fmt: skip
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = json.loads((tmp_path / "f.json").read_text())["units"]
+    add_weeks(ws, {u["unit"]: u["arm"] for u in units}, {"cash": 0.50, "gift": 0.0})
+    out = tmp_path / "d.json"
+    decided = run("decide", pilot, "--workspace", ws, "--draws", "200", "--json", out)
+    assert decided.exit_code == 0, decided.output
+    document = json.loads(out.read_text())
+    validate(document)
+    decision = document["decision"]
+    codes = [r["code"] for r in decision["reasons"]]
+    assert "interval_above_threshold" in codes
+    if decision["verdict"] == "GO":
+        assert decision["recommended_arm"] == "cash"
+    else:  # a quality check (balance, pre-trend) may hold it back: it must say so
+        assert decision["verdict"] == "EXTEND"
+        assert any(r["passed"] is False for r in decision["reasons"])
+    assert f"{decision['verdict']}: test-pilot" in decided.output.splitlines()
+    folder = tmp_path / "report"
+    made = run("report", pilot, "--workspace", ws, "--draws", "200", "--out", folder,
+               "--lang", "fr", "--format", "html,md,json")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    html = (folder / "report.html").read_text()
+    assert "<script" not in html
+    assert "test-pilot" in html
+    assert (folder / "report.md").exists()
+    validate(json.loads((folder / "report.json").read_text()))
+    bad = run("report", pilot, "--workspace", ws, "--format", "html,docx")
+    assert bad.exit_code == 2
+    assert "--format" in bad.output

@@ -1,0 +1,622 @@
+"""Build the decision document of a frozen pilot: evaluate, recalibrate, decide, gather.
+
+Everything the report shows is computed here from the workspace and the pilot YAML, then
+handed to ``reports`` as a :class:`~loyalty_pilot.reports.document.DecisionDocument`
+(plain data: codes and figures, no sentences).
+
+Choices:
+
+- **Threshold**: ``decision.min_uplift`` when it is a number; with ``break_even``, the
+  largest break-even uplift of the variants (from the recalibrated full-rollout
+  projections), so no variant is declared worth it below its own break-even.
+- **ROI** for the decision: the mean of the recalibrated full-rollout ROI.
+- **Quality checks**: sample ratio (customer pilots: chi-square against the frozen
+  shares; store pilots: the frozen units all present), balance (largest absolute
+  standardized difference of the pre-period covariates between each variant and the
+  control), pre-trend (event study on the pre-period; None when it cannot be tested),
+  planned weeks (or a sequential boundary crossed).
+- **Weeks to settle** an EXTEND: the power machinery (placebo pilots on the pre-period)
+  gives the MDE at the frozen size for longer tests; the first length whose expected
+  interval half-width is below the distance between the estimate and the threshold.
+- **Sensitivity**: with ``u*`` the break-even uplift and ``C`` the programme's cost at
+  full rollout, the profit of an uplift ``u`` is ``C (u / u* - 1)`` and the ROI
+  ``u / u* - 1`` (the definition of ``u*``); shown at the pilot's interval bounds, its
+  estimate and ``u*``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from loyalty_pilot.pilots.pilotspec import PilotFile
+    from loyalty_pilot.pilots.registry import FrozenAssignment
+    from loyalty_pilot.reports.document import DecisionDocument
+
+BALANCE_LIMIT = 0.25
+EXTENSIONS = (4, 8, 12, 26)  # extra weeks considered for an EXTEND
+
+
+def _f(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_document(
+    con: duckdb.DuckDBPyConnection,
+    pf: PilotFile,
+    frozen: FrozenAssignment,
+    *,
+    seed: int = 0,
+    draws: int = 1000,
+    progress: Any = None,
+    recalibrated_dir: Path | None = None,
+) -> tuple[DecisionDocument, dict[str, Any]]:
+    """The decision document of the frozen pilot, and the pieces it was built from
+    (``analysis``: the evaluation, ``recalibrated``: the recalibration of each arm).
+    ``con`` must be writable (the recalibrated assumptions are saved)."""
+    from loyalty_pilot.pilots.decide import decide
+    from loyalty_pilot.pilots.recalibrate import recalibrate_pilot
+    from loyalty_pilot.reports import document as d
+
+    say = progress or (lambda _m: None)
+    spec = pf.spec
+    customers = frozen.unit_kind == "customer"
+    say("evaluating the pilot")
+    if customers:
+        from loyalty_pilot.pilots.customer_analysis import analyse_customer_pilot
+
+        analysis: Any = analyse_customer_pilot(con, pf, frozen)
+        evaluation = analysis.primary
+        weeks_seen, planned = analysis.weeks_observed, analysis.weeks_planned
+    else:
+        from loyalty_pilot.pilots.pilot_analysis import analyse_pilot
+
+        analysis = analyse_pilot(con, pf, frozen, seed=seed)
+        evaluation = analysis.primary.evaluation
+        weeks_seen, planned = analysis.primary.weeks_observed, analysis.primary.weeks_planned
+    comparisons = [c.to_dict() for c in evaluation.comparisons]
+    say("recalibrating the assumptions and projecting the full rollout")
+    recalibrated = recalibrate_pilot(
+        con,
+        pf,
+        frozen,
+        draws=draws,
+        seed=seed,
+        comparisons=comparisons,
+        out=recalibrated_dir,
+    )
+    programme_of = {arm: pf.programmes[arm].programme for arm in pf.variants()}
+
+    arms = [_arm(c, programme_of) for c in comparisons if c["baseline"] == pf.control()]
+    head = [_arm(c, programme_of) for c in comparisons if c["baseline"] != pf.control()]
+    projections = [_projection(r, d) for r in recalibrated]
+    break_even = {p.arm: p.break_even_uplift for p in projections}
+    if spec.decision.min_uplift == "break_even":
+        known = [v for v in break_even.values() if v is not None]
+        threshold, source = (max(known) if known else None), "break_even"
+    else:
+        threshold, source = float(spec.decision.min_uplift), "min_uplift"
+
+    guardrails = [
+        d.GuardrailRow(arm, g.metric, float(g.margin), g.kind, _f(g.bound), g.passed)
+        for arm, rows in analysis.guardrails.items()
+        for g in rows
+    ]
+    say("quality checks and the power to settle it")
+    balance, power_rows, mde_by_weeks, design_mde = _design_checks(con, pf, frozen, planned)
+    quality = _quality(analysis, customers, balance, weeks_seen, planned, pf, con, frozen)
+    crossed = {arm: bool(look.crossed) for arm, look in analysis.sequential.items()}
+
+    def settle(arm: str) -> int | None:
+        from loyalty_pilot.pilots.decide import extend_weeks_from_mde
+
+        row = next((a for a in arms if a.arm == arm), None)
+        if row is None or row.relative is None or threshold is None or not mde_by_weeks:
+            return None
+        return extend_weeks_from_mde(
+            row.relative,
+            threshold,
+            mde_by_weeks,
+            weeks_seen,
+            alpha=spec.decision.alpha,
+            power=spec.power.target,
+        )
+
+    decision = decide(
+        arms=arms,
+        head_to_head=head,
+        threshold=threshold,
+        threshold_source=source,
+        guardrails=guardrails,
+        roi={p.arm: p.roi for p in projections},
+        min_roi=float(spec.decision.min_roi),
+        quality=quality,
+        weeks_observed=weeks_seen,
+        weeks_planned=planned,
+        sequential_crossed=crossed,
+        weeks_to_settle=settle,
+        longest_weeks=max(mde_by_weeks) if mde_by_weeks else None,
+        alpha=spec.decision.alpha,
+    )
+    say("gathering the report")
+    weekly = None if customers else _weekly(con, pf, frozen)
+    forest = _forest(arms, head, analysis)
+    smart = _smart(con, pf)
+    design = d.DesignSummary(
+        method=spec.design.method,
+        unit=spec.unit,
+        per_arm=int(frozen.units["arm"].value_counts().min()),
+        weeks=planned,
+        units={
+            arm: sorted(frozen.units.loc[frozen.units["arm"] == arm, "unit"].astype(str))
+            for arm in (pf.control(), *pf.variants())
+        },
+        balance=balance,
+        power=power_rows,
+        mde=design_mde,
+        break_even=break_even,
+    )
+    assumptions = [
+        d.AssumptionRow(
+            r.programme,
+            name,
+            _f(getattr(r.recalibration.prior, name).mean),
+            _f(getattr(r.recalibration.prior, name).sd),
+            _f(getattr(r.recalibration.posterior, name).mean),
+            _f(getattr(r.recalibration.posterior, name).sd),
+        )
+        for r in recalibrated
+        for name in ("visit_uplift", "basket_uplift", "churn_reduction")
+    ]
+    sensitivity = _sensitivity(arms, projections)
+    risks = _risks(
+        arms,
+        projections,
+        guardrails,
+        recalibrated,
+        analysis,
+        design_mde,
+        threshold,
+        design.per_arm,
+        pf,
+    )
+    rollout = _rollout(con, pf)
+    files = {str(pf.path): _sha(pf.path)}
+    files.update({str(p): _sha(p) for p in pf.programme_paths.values()})
+    from loyalty_pilot import __version__
+
+    document = d.DecisionDocument(
+        pilot=spec.pilot,
+        description=spec.description,
+        currency=next(iter(pf.programmes.values())).currency,
+        metric=spec.metrics.primary,
+        decision=decision,
+        arms=arms,
+        head_to_head=head,
+        projections=projections,
+        risks=risks,
+        weekly=weekly,
+        forest=forest,
+        smart=smart,
+        guardrails=guardrails,
+        quality=quality,
+        design=design,
+        assumptions=assumptions,
+        sensitivity=sensitivity,
+        rollout=rollout,
+        reproducibility=d.Reproducibility(
+            tool_version=__version__,
+            pilot_version=frozen.version,
+            design_hash=frozen.design_hash,
+            data_fingerprint=frozen.data_fingerprint,
+            seed=int(spec.design.seed),
+            config_hashes=files,
+            generated_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        ),
+    )
+    return document, {"analysis": analysis, "recalibrated": recalibrated}
+
+
+def _arm(c: dict[str, Any], programme_of: dict[str, str]) -> Any:
+    from loyalty_pilot.reports.document import ArmResult
+
+    return ArmResult(
+        arm=c["arm"],
+        baseline=c["baseline"],
+        programme=programme_of.get(c["arm"]),
+        relative=_f(c.get("relative")),
+        rel_ci_low=_f(c.get("rel_ci_low")),
+        rel_ci_high=_f(c.get("rel_ci_high")),
+        estimate=_f(c.get("estimate")),
+        p_value=_f(c.get("p_value")),
+        p_value_adjusted=_f(c.get("p_value_adjusted")),
+        n_units=int(c.get("n_units") or 0),
+        status=str(c.get("status", "ok")),
+        method=str(c.get("method", "")),
+    )
+
+
+def _quantiles(q: Any) -> Any:
+    from loyalty_pilot.reports.document import Quantiles
+
+    return Quantiles(_f(q.mean), _f(q.p10), _f(q.p50), _f(q.p90))
+
+
+def _projection(r: Any, d: Any) -> Any:
+    after = r.after
+    ledger = after.baseline.ledger
+    expired = ledger["points_expired_inactivity"] + ledger["points_expired_validity"]
+    monthly = [
+        {
+            "month": str(m)[:7],
+            "points_issued": _f(e),
+            "points_redeemed": _f(c),
+            "points_expired": _f(x),
+            "liability": _f(li),
+            "cost": _f(t),
+        }
+        for m, e, c, x, li, t in zip(
+            ledger["month"].astype(str),
+            ledger["points_earned"] + ledger["welcome_points"],
+            ledger["points_converted"],
+            expired,
+            ledger["liability"],
+            ledger["total_cost"],
+            strict=True,
+        )
+    ]
+    totals = after.totals
+    from loyalty_pilot.simulator.projection import Quantiles as SimQuantiles
+
+    return d.Projection(
+        arm=r.arm,
+        programme=r.programme,
+        horizon_months=len(after.monthly),
+        revenue=_f(totals.get("revenue")),
+        cost=_quantiles(SimQuantiles.of(after.samples["cost"])),
+        profit=_quantiles(after.profit),
+        roi=_quantiles(after.roi),
+        break_even_uplift=_f(after.break_even_uplift),
+        points_issued=_f(sum(row["points_issued"] or 0 for row in monthly)),
+        points_redeemed=_f(sum(row["points_redeemed"] or 0 for row in monthly)),
+        points_expired=_f(sum(row["points_expired"] or 0 for row in monthly)),
+        liability_end=_f(totals.get("liability_end")),
+        breakage=_f(totals.get("breakage")),
+        monthly=monthly,
+    )
+
+
+def _design_checks(
+    con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment, planned: int
+) -> tuple[list[dict[str, Any]], list[Any], dict[int, float], float | None]:
+    """Balance of the frozen arms, the power table at the frozen size and longer tests."""
+    from loyalty_pilot.experiments.assignment import balance_table
+    from loyalty_pilot.experiments.power import placebo_power
+    from loyalty_pilot.pilots.pilot_data import load_pilot_data
+    from loyalty_pilot.pilots.pilot_design import covariates_of
+    from loyalty_pilot.reports.document import PowerRow
+
+    data = load_pilot_data(con, pf)
+    covariates = covariates_of(data.wide)
+    units = frozen.units.assign(unit=frozen.units["unit"].astype(str))
+    if data.kind == "region":
+        arm = units.groupby("block")["arm"].first()
+    else:
+        arm = units.set_index("unit")["arm"]
+    arm = arm[arm.index.isin(covariates.index)]
+    arms = [pf.control(), *pf.variants()]
+    table = balance_table(covariates.loc[arm.index], arm, pf.control(), arms=arms)
+    balance = [
+        {"arm": r["arm"], "covariate": r["covariate"], "std_diff": _f(r["std_diff"])}
+        for r in table.to_dict(orient="records")
+    ]
+    per_arm = int(arm.value_counts().min()) if len(arm) else 0
+    history = data.wide.shape[1]
+    if per_arm < 2 or pf.spec.design.method == "synthetic_region" or data.kind == "customer":
+        return balance, [], {}, None
+    lengths = sorted({planned, *(planned + e for e in EXTENSIONS)})
+    pre_weeks = max(8, min(history // 2, history - max(lengths) - 4))
+    lengths = [w for w in lengths if w + pre_weeks <= history]
+    if not lengths:
+        return balance, [], {}, None
+    power = placebo_power(
+        data.wide.to_numpy(dtype=float),
+        sizes=[per_arm],
+        weeks=lengths,
+        pre_weeks=pre_weeks,
+        n_placebos=min(pf.spec.power.placebos, 1000),
+        alpha=pf.spec.decision.alpha,
+        power=pf.spec.power.target,
+        scale=pf.spec.power.scale,
+        rng=np.random.default_rng([pf.spec.design.seed, 0xDEC]),
+    )
+    rows = [PowerRow(c.per_arm, c.weeks, _f(c.mde), _f(c.false_positive_rate)) for c in power.cells]
+    mde_by_weeks = {c.weeks: c.mde for c in power.cells if _f(c.mde) is not None}
+    return balance, rows, mde_by_weeks, mde_by_weeks.get(planned)
+
+
+def _quality(
+    analysis: Any,
+    customers: bool,
+    balance: list[dict[str, Any]],
+    weeks_seen: int,
+    planned: int,
+    pf: PilotFile,
+    con: duckdb.DuckDBPyConnection,
+    frozen: FrozenAssignment,
+) -> list[Any]:
+    from loyalty_pilot.reports.document import QualityCheck
+
+    checks = []
+    if customers:
+        p = _f(analysis.srm_p_value)
+        checks.append(
+            QualityCheck("sample_ratio", None if p is None else p >= 0.001, {"p_value": p})
+        )
+    worst = max((abs(b["std_diff"]) for b in balance if b["std_diff"] is not None), default=None)
+    checks.append(
+        QualityCheck(
+            "balance", None if worst is None else worst <= BALANCE_LIMIT, {"max_std_diff": worst}
+        )
+    )
+    p_trend = None if customers else _pre_trend(con, pf, frozen)
+    checks.append(
+        QualityCheck(
+            "pre_trend",
+            None if p_trend is None else p_trend >= pf.spec.decision.alpha,
+            {"p_value": p_trend},
+        )
+    )
+    checks.append(
+        QualityCheck(
+            "planned_weeks", weeks_seen >= planned, {"weeks": weeks_seen, "planned": planned}
+        )
+    )
+    for arm, look in analysis.sequential.items():
+        checks.append(
+            QualityCheck("sequential", bool(look.crossed), {"arm": arm, "look": int(look.look)})
+        )
+    return checks
+
+
+def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment) -> Any:
+    """The event study's joint pre-trend p-value (smallest over the variants), or None."""
+    from loyalty_pilot.pilots.errors import UserError
+    from loyalty_pilot.pilots.pilot_eval import compare, pilot_panel
+    from loyalty_pilot.pilots.pilotspec import METRIC_COLUMNS
+
+    try:
+        pp = pilot_panel(con, pf, frozen)
+        evaluation = compare(
+            pp,
+            pf,
+            frozen,
+            column=METRIC_COLUMNS[pf.spec.metrics.primary],
+            method="event_study",
+            scale=pf.spec.evaluation.scale,
+        )
+    except UserError:
+        return None
+    values = [_f(c.extras.get("pre_trend_p_value")) for c in evaluation.comparisons]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def _weekly(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment) -> Any:
+    from loyalty_pilot.pilots.pilot_eval import pilot_panel
+    from loyalty_pilot.pilots.pilotspec import METRIC_COLUMNS
+    from loyalty_pilot.reports.document import WeeklySeries
+
+    pp = pilot_panel(con, pf, frozen)
+    column = METRIC_COLUMNS[pf.spec.metrics.primary]
+    frame = pp.panel.assign(arm=pp.panel[pp.key].map(pp.assignment))
+    means = frame.groupby(["week", "arm"])[column].mean().unstack("arm").sort_index()
+    weeks = [w.date().isoformat() for w in means.index]
+    series = {str(a): [_f(v) for v in means[a].to_numpy()] for a in means.columns}
+    return WeeklySeries(
+        pf.spec.metrics.primary, weeks, series, pp.start.isoformat(), pp.end.isoformat()
+    )
+
+
+def _forest(arms: list[Any], head: list[Any], analysis: Any) -> list[Any]:
+    from loyalty_pilot.reports.document import ForestRow
+
+    rows = [ForestRow(a.arm, "arm", a.arm, a.relative, a.rel_ci_low, a.rel_ci_high) for a in arms]
+    rows += [
+        ForestRow(
+            f"{a.arm} vs {a.baseline}",
+            "head_to_head",
+            a.arm,
+            a.relative,
+            a.rel_ci_low,
+            a.rel_ci_high,
+        )
+        for a in head
+    ]
+    for arm, table in analysis.heterogeneity.items():
+        for row in table.records():
+            rows.append(
+                ForestRow(
+                    str(row[table.by]),
+                    "region" if table.by == "region" else "segment",
+                    arm,
+                    _f(row.get("relative")),
+                    _f(row.get("rel_ci_low")),
+                    _f(row.get("rel_ci_high")),
+                    True,
+                )
+            )
+    return rows
+
+
+def _smart(con: duckdb.DuckDBPyConnection, pf: PilotFile) -> list[Any]:
+    from loyalty_pilot.pilots.programmes import evaluate, workspace_baskets
+    from loyalty_pilot.reports.document import SmartCard, SmartLetter
+
+    reports = evaluate([pf.programme_paths[a] for a in pf.variants()], workspace_baskets(con))
+    units = {"S": "count", "M": "per_100", "A": "share", "R": "share", "T": "days"}
+    cards = []
+    for report in reports:
+        letters = [
+            SmartLetter(x.letter, _f(x.figure), _f(x.threshold), x.passed, units[x.letter])
+            for x in report.smart.letters
+        ]
+        cards.append(SmartCard(report.programme.programme, letters, report.smart.verdict))
+    return cards
+
+
+def _sensitivity(arms: list[Any], projections: list[Any]) -> list[Any]:
+    from loyalty_pilot.reports.document import SensitivityRow
+
+    rows = []
+    for p in projections:
+        arm = next((a for a in arms if a.arm == p.arm), None)
+        u_star, cost = p.break_even_uplift, p.cost.mean
+        if arm is None or u_star is None or cost is None or u_star <= 0:
+            continue
+        points = [
+            ("pilot_low", arm.rel_ci_low),
+            ("pilot_estimate", arm.relative),
+            ("pilot_high", arm.rel_ci_high),
+            ("break_even", u_star),
+        ]
+        for label, u in points:
+            if u is None:
+                continue
+            rows.append(
+                SensitivityRow(p.arm, float(u), label, cost * (u / u_star - 1), u / u_star - 1)
+            )
+    return rows
+
+
+def _risks(
+    arms: list[Any],
+    projections: list[Any],
+    guardrails: list[Any],
+    recalibrated: list[Any],
+    analysis: Any,
+    design_mde: float | None,
+    threshold: float | None,
+    per_arm: int,
+    pf: PilotFile,
+) -> list[Any]:
+    """Candidate risks with a severity (the report shows the three largest)."""
+    from loyalty_pilot.reports.document import Risk
+
+    risks = []
+    if design_mde is not None and threshold is not None and 0 < threshold < design_mde:
+        params = {"mde": design_mde, "threshold": threshold}
+        risks.append(Risk("low_power", design_mde / threshold, params))
+    for a in arms:
+        if a.rel_ci_low is not None and a.rel_ci_high is not None and threshold:
+            width = a.rel_ci_high - a.rel_ci_low
+            if width > 2 * abs(threshold):
+                risks.append(
+                    Risk(
+                        "interval_wide",
+                        width / (2 * abs(threshold)),
+                        {"arm": a.arm, "low": a.rel_ci_low, "high": a.rel_ci_high},
+                    )
+                )
+    for p in projections:
+        programme = pf.programmes[p.arm]
+        if p.profit.p10 is not None and p.profit.p10 < 0:
+            scale = abs(p.profit.p50 or 1.0) or 1.0
+            risks.append(
+                Risk(
+                    "loss_possible",
+                    1 + abs(p.profit.p10) / scale,
+                    {"arm": p.arm, "p10_profit": p.profit.p10},
+                )
+            )
+        budget = programme.economics.budget_share_of_revenue * (p.revenue or 0.0)
+        if p.cost.p90 is not None and budget > 0 and p.cost.p90 > budget:
+            risks.append(
+                Risk(
+                    "cost_overrun",
+                    p.cost.p90 / budget,
+                    {"arm": p.arm, "p90_cost": p.cost.p90, "budget": budget},
+                )
+            )
+        if p.liability_end and p.cost.mean and p.liability_end > 0.3 * p.cost.mean:
+            risks.append(
+                Risk(
+                    "liability_build_up",
+                    p.liability_end / p.cost.mean,
+                    {"arm": p.arm, "liability": p.liability_end},
+                )
+            )
+        if p.breakage and p.cost.mean and p.breakage > 0.2 * p.cost.mean:
+            risks.append(
+                Risk(
+                    "breakage_dependence",
+                    p.breakage / p.cost.mean,
+                    {"arm": p.arm, "breakage_share": p.breakage / p.cost.mean},
+                )
+            )
+    for g in guardrails:
+        if g.passed and g.bound is not None and g.margin:
+            gap = abs(abs(g.bound) - g.margin) / g.margin
+            if gap < 0.2:
+                risks.append(
+                    Risk(
+                        "guardrail_close",
+                        1 + (0.2 - gap),
+                        {"arm": g.arm, "metric": g.metric, "bound": g.bound, "margin": g.margin},
+                    )
+                )
+    if per_arm < 8:
+        risks.append(Risk("few_units", 8 / max(per_arm, 1), {"n_units": per_arm}))
+    for r in recalibrated:
+        weight = _f(r.recalibration.weight)
+        if weight is not None and weight < 0.2:
+            risks.append(
+                Risk(
+                    "assumption_dominated", 1 + (0.2 - weight) * 2, {"arm": r.arm, "weight": weight}
+                )
+            )
+    for arm, table in analysis.heterogeneity.items():
+        i2 = _f(getattr(table, "i2", None))
+        if i2 is not None and i2 > 0.5:
+            risks.append(Risk("heterogeneity", 1 + i2, {"arm": arm, "by": table.by, "i2": i2}))
+    return risks
+
+
+def _rollout(con: duckdb.DuckDBPyConnection, pf: PilotFile) -> Any:
+    from loyalty_pilot.pilots.pilot_freeze import rollout_plan
+    from loyalty_pilot.reports.document import RolloutSummary, WaveRow
+
+    if pf.spec.unit == "customer":
+        return None
+    plan, stage, frozen = rollout_plan(con, pf)
+    waves = [
+        WaveRow(w.name, len(w.stores), w.start.isoformat(), w.weeks, w.gate, list(w.regions))
+        for w in plan.waves
+    ]
+    code = (
+        "not_frozen"
+        if frozen is None
+        else "complete"
+        if stage.startswith("test period complete")
+        else "running"
+        if stage.startswith("running")
+        else "before_test"
+    )
+    next_gate = waves[1].gate if len(waves) > 1 else None
+    return RolloutSummary(waves, len(plan.holdout), code, next_gate)
