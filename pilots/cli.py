@@ -879,7 +879,7 @@ def simulate(
     from loyalty_pilot.pilots.workspace import open_workspace
 
     con = open_workspace(workspace).connect(create=False, read_only=True)
-    stream = click.get_text_stream("stderr")
+    stream = sys.stderr
     try:
         with click.progressbar(
             length=draws * len(files), label="Monte Carlo draws", file=stream
