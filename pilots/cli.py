@@ -59,6 +59,12 @@ def json_option(func: Callable) -> Callable:
     )(func)
 
 
+def check_json_path(path: Path | None) -> None:
+    """Fail at once (before any long computation) when --json cannot be written."""
+    if path is not None and path.parent and not path.parent.exists():
+        raise UserError(f"--json {path}: folder {path.parent} does not exist")
+
+
 def write_json(path: Path | None, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically (a temporary file, then a rename)."""
     if path is None:
@@ -680,6 +686,19 @@ def evaluate(
     from loyalty_pilot.pilots.evaluate_file import evaluate_file, summary_lines
 
     if pilot_file is not None:
+        given = {
+            "--unit": unit, "--arm": arm, "--outcome": outcome, "--period": period,
+            "--start": start, "--control": control, "--strata": strata, "--pairs": pairs,
+            "--covariate": covariate, "--denominator": denominator,
+        }  # fmt: skip
+        used = [name for name, value in given.items() if value is not None]
+        if design != "complete":
+            used.append("--design")
+        if used:
+            raise UserError(
+                f"evaluate {pilot_file}: {', '.join(used)} belong to the file mode; the pilot "
+                "YAML names its arms, control, metric and design"
+            )
         _evaluate_pilot(pilot_file, data, method, scale, seed, workspace, json_path)
         return
     if data is None:
@@ -799,6 +818,7 @@ def _evaluate_pilot(
 
     if data is not None:
         raise UserError("evaluate: give PILOT.yaml or --data, not both")
+    check_json_path(json_path)
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False, read_only=True)
     try:

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from loyalty_pilot.pilots.cli import CONTEXT, json_option, main, workspace_option, write_json
+from loyalty_pilot.pilots.cli import (
+    CONTEXT,
+    check_json_path,
+    json_option,
+    main,
+    workspace_option,
+    write_json,
+)
 
 PILOT_ARG = click.argument(
     "pilot_file", metavar="PILOT.yaml", type=click.Path(dir_okay=False, path_type=Path)
@@ -48,6 +55,7 @@ def design(pilot_file: Path, workspace: Path, no_power: bool, json_path: Path | 
     from loyalty_pilot.pilots.pilotspec import load_pilot
     from loyalty_pilot.pilots.workspace import open_workspace
 
+    check_json_path(json_path)
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False, read_only=True)
     try:
@@ -97,6 +105,7 @@ def assign(
     from loyalty_pilot.pilots.registry import export_csv
     from loyalty_pilot.pilots.workspace import open_workspace
 
+    check_json_path(json_path)
     pf = load_pilot(pilot_file)
     if csv_path is not None and not csv_path.parent.exists():
         from loyalty_pilot.pilots.errors import UserError
@@ -204,6 +213,7 @@ def recalibrate(
     from loyalty_pilot.pilots.registry import latest
     from loyalty_pilot.pilots.workspace import open_workspace
 
+    check_json_path(json_path)
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False)
     try:
@@ -275,6 +285,7 @@ def decide(
     """
     from loyalty_pilot.reports.summary import decision_lines
 
+    check_json_path(json_path)
     _pf, document = _document(pilot_file, workspace, seed, draws)
     for line in decision_lines(document, lang):
         click.echo(line)

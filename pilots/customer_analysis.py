@@ -57,6 +57,7 @@ class CustomerAnalysis:
     sequential: dict[str, SequentialLook] = field(default_factory=dict)
     heterogeneity: dict[str, SubgroupTable] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    simultaneous: tuple[Any, ...] = ()  # variant vs control at alpha / number of variants
 
     def to_dict(self) -> dict[str, Any]:
         out = self.primary.to_dict()
@@ -74,6 +75,7 @@ class CustomerAnalysis:
         out["sequential"] = {a: look.to_dict() for a, look in self.sequential.items()}
         out["heterogeneity"] = {a: t.to_dict() for a, t in self.heterogeneity.items()}
         out["notes"] = list(self.notes)
+        out["simultaneous"] = [c.to_dict() for c in self.simultaneous]
         return out
 
 
@@ -121,7 +123,7 @@ def _ordered(stats: dict[str, Any], arms: list[str]) -> dict[str, Any]:
 
 def _evaluation(
     con: duckdb.DuckDBPyConnection, pf: PilotFile, outcome: str, method: str,
-    covariate: str | None, where: str = "",
+    covariate: str | None, where: str = "", alpha: float | None = None,
 ) -> tuple[Evaluation, dict[str, Any]]:  # fmt: skip
     from loyalty_pilot.experiments.customer import compare_all
     from loyalty_pilot.experiments.evaluate import Evaluation
@@ -130,11 +132,10 @@ def _evaluation(
     stats = _ordered(_stats(con, outcome, covariate, where), arms)
     if pf.control() not in stats or len(stats) < 2:
         raise UserError(f"{pf.path}: no customers of the control and a variant to compare")
-    comparisons = compare_all(stats, pf.control(), method, pf.spec.decision.alpha, metric=outcome)
+    alpha = pf.spec.decision.alpha if alpha is None else alpha
+    comparisons = compare_all(stats, pf.control(), method, alpha, metric=outcome)
     n = sum(s.n for s in stats.values())
-    evaluation = Evaluation(
-        comparisons, method, outcome, n, tuple(stats), pf.control(), pf.spec.decision.alpha
-    )
+    evaluation = Evaluation(comparisons, method, outcome, n, tuple(stats), pf.control(), alpha)
     return evaluation, stats
 
 
@@ -154,7 +155,7 @@ def analyse_customer_pilot(
             f"on {last})"
         )
     end_seen = min(end, last)
-    weeks_seen = min((end_seen - start).days // 7 + 1, spec.test_period.weeks)
+    weeks_seen = min((end_seen - start + timedelta(days=1)).days // 7, spec.test_period.weeks)
     primary_metric = (
         spec.metrics.primary if spec.metrics.primary in ("sales", "visits") else "sales"
     )
@@ -164,7 +165,19 @@ def analyse_customer_pilot(
         primary, stats = _evaluation(con, pf, primary_metric, "cuped", f"{primary_metric}_pre")
         planned = frozen.units["arm"].astype(str).value_counts()
         shares = {a: float(planned.get(a, 0)) / len(frozen.units) for a in stats}
+        # intent to treat: every frozen customer is analysed, so the counts are the
+        # frozen ones; the check guards against customers lost between freeze and data
         srm = sample_ratio_mismatch(stats, shares).p_value
+        k = len(pf.variants())
+        simultaneous = tuple(
+            c for c in (
+                primary.comparisons if k == 1 else _evaluation(
+                    con, pf, primary_metric, "cuped", f"{primary_metric}_pre",
+                    alpha=spec.decision.alpha / k,
+                )[0].comparisons
+            )
+            if c.baseline == pf.control()
+        )  # fmt: skip
         other = "visits" if primary_metric == "sales" else "sales"
         secondary = {
             other: _evaluation(con, pf, other, "cuped", f"{other}_pre")[0],
@@ -179,7 +192,9 @@ def analyse_customer_pilot(
     return CustomerAnalysis(
         primary, float(srm), frozen.version, start, end, weeks_seen, spec.test_period.weeks,
         secondary, guardrails, looks, heterogeneity,
-        ("CUPED on the pre-period value; aggregated in DuckDB as sufficient statistics",),
+        ("CUPED on the pre-period value; aggregated in DuckDB as sufficient statistics",
+         "intent to treat: every frozen customer is analysed, zeros included"),
+        simultaneous,
     )  # fmt: skip
 
 
@@ -235,7 +250,10 @@ def _by_segment(
     from loyalty_pilot.experiments.subgroups import subgroup_table
     from loyalty_pilot.pilots.panels import customer_rfm
 
-    rfm = customer_rfm(con)[["customer_id", "segment"]].astype(str)
+    # segments as of the end of the pre-period: test-period purchases must not move a
+    # treated customer into another segment
+    as_of = pf.spec.pre_period.end + timedelta(days=1)
+    rfm = customer_rfm(con, as_of=as_of)[["customer_id", "segment"]].astype(str)
     con.register("rfm_segments", rfm)
     try:
         con.execute(
@@ -282,6 +300,8 @@ def _weekly_looks(
 
     del frozen  # the customers are already in the temporary table
     planned = pf.spec.test_period.weeks
+    if weeks_seen < 1:
+        return {}
     value = "amount" if metric == "sales" else "CAST(amount > 0 AS INTEGER)"
     stats_rows: dict[str, list[tuple[float, float]]] = {arm: [] for arm in pf.variants()}
     for week in range(1, weeks_seen + 1):  # one aggregate query per week (12 or so)

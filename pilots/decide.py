@@ -12,7 +12,9 @@ Inputs:
 * ``arms``: each variant against the control on the primary metric (relative uplift and
   its interval as fractions). NaN figures count as missing.
 * ``threshold``: the relative uplift the interval must clear (``decision.min_uplift``, by
-  default the break-even uplift); ``threshold_source`` ``'break_even'`` or
+  default the break-even uplift), one number or one per arm (a mapping: each arm against
+  its own break-even; ``Decision.threshold`` is then the largest); ``threshold_source``
+  ``'break_even'`` or
   ``'min_uplift'``.
 * ``guardrails``: one row per arm and guardrail metric; ``passed`` True, False or None.
 * ``roi``: the recalibrated full-rollout ROI of each arm; the rule uses its **mean**.
@@ -166,8 +168,13 @@ def _quality_outcome(check: QualityCheck, alpha: float) -> tuple[str, bool, Any]
         ok = check.passed if figure is None else figure >= SRM_ALPHA
         codes = ("sample_ratio_ok", "sample_ratio_mismatch")
     elif check.code == "balance":
+        # the caller's verdict when it gives one (e.g. judged against the design's own
+        # randomization distribution); else the rule of thumb on the largest difference
         figure = _num(params.get("max_std_diff"))
-        ok = check.passed if figure is None else abs(figure) <= BALANCE_MAX_STD_DIFF
+        if check.passed is not None or figure is None:
+            ok = check.passed
+        else:
+            ok = abs(figure) <= BALANCE_MAX_STD_DIFF
         codes = ("balance_ok", "balance_poor")
     else:  # pre_trend
         figure = _num(params.get("p_value"))
@@ -205,7 +212,7 @@ def decide(
     *,
     arms: Sequence[ArmResult],
     head_to_head: Sequence[ArmResult],
-    threshold: float | None,
+    threshold: float | Mapping[str, float | None] | None,
     threshold_source: str,
     guardrails: Sequence[GuardrailRow],
     roi: Mapping[str, Quantiles],
@@ -231,7 +238,13 @@ def decide(
     for check in quality:
         if check.code not in QUALITY_CODES:
             raise ValueError(f"quality check {check.code!r}, must be one of {QUALITY_CODES}.")
-    threshold = _num(threshold)
+    if isinstance(threshold, Mapping):  # each arm against its own threshold
+        per_arm = {name: _num(threshold.get(name)) for name in names}
+        known = [v for v in per_arm.values() if v is not None]
+        threshold = max(known) if known else None
+    else:
+        threshold = _num(threshold)
+        per_arm = dict.fromkeys(names, threshold)
     state = {a.arm: _Arm(a.arm, _num(a.relative)) for a in arms}
     interval_reasons: list[Reason] = []
     guardrail_reasons: list[Reason] = []
@@ -242,17 +255,18 @@ def decide(
     for result in arms:
         arm = state[result.arm]
         low, high = _num(result.rel_ci_low), _num(result.rel_ci_high)
-        if threshold is None or low is None or high is None:
+        own = per_arm[result.arm]
+        if own is None or low is None or high is None:
             arm.position = None
             code, passed = "interval_straddles_threshold", None
-        elif low > threshold:
+        elif low > own:
             arm.position, code, passed = "above", "interval_above_threshold", True
-        elif high < threshold:
+        elif high < own:
             arm.position, code, passed = "below", "interval_below_threshold", False
         else:
             arm.position, code, passed = "straddles", "interval_straddles_threshold", None
         interval_reasons.append(
-            _reason(code, passed, arm=arm.name, low=low, high=high, threshold=threshold)
+            _reason(code, passed, arm=arm.name, low=low, high=high, threshold=own)
         )
     for row in guardrails:
         if row.arm not in state:
@@ -350,7 +364,7 @@ def decide(
             arm.state = _QUALIFIES
         else:
             arm.state = _OPEN
-            if arm.position == "straddles" or (arm.position is None and threshold is not None):
+            if arm.position == "straddles" or (arm.position is None and per_arm[name] is not None):
                 settle = None if weeks_to_settle is None else weeks_to_settle(name)
                 if settle is None and weeks_to_settle is not None:
                     not_enough = True

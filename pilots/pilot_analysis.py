@@ -52,6 +52,9 @@ class PilotAnalysis:
     sequential: dict[str, SequentialLook] = field(default_factory=dict)
     heterogeneity: dict[str, SubgroupTable] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # each variant vs the control with Bonferroni intervals (alpha / number of variants):
+    # what the GO rule reads, so k variants do not get k chances at a false GO
+    simultaneous: tuple[Comparison, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = self.primary.to_dict()
@@ -62,6 +65,7 @@ class PilotAnalysis:
         out["sequential"] = {arm: look.to_dict() for arm, look in self.sequential.items()}
         out["heterogeneity"] = {arm: table.to_dict() for arm, table in self.heterogeneity.items()}
         out["notes"] = list(self.notes)
+        out["simultaneous"] = [c.to_dict() for c in self.simultaneous]
         return out
 
 
@@ -116,6 +120,8 @@ def weekly_looks(
     seen = min(pp.weeks_seen, planned)
     column = primary_column(pf)
     out: dict[str, SequentialLook] = {}
+    if seen < 1:
+        return out
     looks: dict[str, list[tuple[float, float, float]]] = {a: [] for a in _variants(pf)}
     for week in range(1, seen + 1):
         last_day = np.datetime64(pp.start + timedelta(weeks=week), "ns")
@@ -292,6 +298,13 @@ def analyse_pilot(
         notes.append("weekly looks are monitored for DiD designs only, not synthetic control")
     else:
         looks = weekly_looks(pp, pf, frozen, scale=scale)
+    k = len(_variants(pf))
+    simultaneous = evaluation.comparisons[:k]
+    if k > 1:
+        simultaneous = compare(
+            pp, pf, frozen, column=METRIC_COLUMNS[spec.metrics.primary], method=method,
+            scale=scale, seed=seed, alpha=spec.decision.alpha / k,
+        ).comparisons  # fmt: skip
     return PilotAnalysis(
         primary,
         secondary,
@@ -299,4 +312,5 @@ def analyse_pilot(
         looks,
         heterogeneity_by_region(pp, pf, frozen, scale=scale),
         tuple(notes),
+        tuple(simultaneous),
     )

@@ -221,7 +221,7 @@ def _customers(
         closed_weeks=n_weeks,
     )
     keep = eligibility.eligible
-    rfm = customer_rfm(con)
+    rfm = customer_rfm(con, as_of=pre_end + timedelta(days=1))  # the pre-period's segments
     segment = pd.Series(rfm["segment"].astype(str).to_numpy(), index=rfm["customer_id"].astype(str))
     units = pd.DataFrame(
         {"segment": segment.reindex(keep).fillna("unknown")}, index=pd.Index(keep, name="unit")

@@ -133,6 +133,7 @@ def _threshold(
     con: duckdb.DuckDBPyConnection, pf: PilotFile
 ) -> tuple[dict[str, float | None], float | None, str]:
     wanted = pf.spec.decision.min_uplift
+    check_break_even_metric(pf)
     if wanted == "break_even":
         uplifts = break_even_uplifts(con, pf)
         finite = [v for v in uplifts.values() if v is not None]
@@ -157,6 +158,18 @@ def covariates_of(wide: pd.DataFrame) -> pd.DataFrame:
     volatility = changes.std(axis=1, ddof=1) if changes.shape[1] > 1 else np.zeros(len(wide))
     out["volatility"] = pd.Series(volatility, index=wide.index.astype(str)).reindex(out.index)
     return out
+
+
+def check_break_even_metric(pf: PilotFile) -> None:
+    """The break-even uplift is an uplift of sales: it is the threshold of a sales pilot
+    only; another primary metric needs ``decision.min_uplift`` as a number."""
+    spec = pf.spec
+    if spec.decision.min_uplift == "break_even" and spec.metrics.primary != "sales":
+        raise pf.error(
+            ("decision", "min_uplift"),
+            f"break_even is an uplift of sales; with the primary metric "
+            f"{spec.metrics.primary} give min_uplift as a number",
+        )
 
 
 def _units_frame(data: PilotData) -> pd.DataFrame:
@@ -309,6 +322,10 @@ def run_design(
                 f"{spec.power.placebos:,} placebo pilots"
             )
             draw = _draw_for_power(units, data.wide, n_arms, kwargs, pre_weeks)
+            scale = spec.power.scale
+            if scale == "log" and (data.wide.to_numpy() <= 0).any():
+                scale = "level"  # customers' weeks without purchase: log is undefined
+                notes.append("power on the level scale: some units have weeks without sales")
             table = _power(
                 pf,
                 data.wide.to_numpy(dtype=float),
@@ -320,7 +337,7 @@ def run_design(
                 alpha=spec.decision.alpha,
                 power=spec.power.target,
                 estimator=spec.power.estimator,
-                scale=spec.power.scale,
+                scale=scale,
                 threshold=threshold,
                 rng=np.random.default_rng([design.seed, 0xB0]),
             )

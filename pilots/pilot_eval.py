@@ -169,7 +169,7 @@ def pilot_panel(
             "evaluated here"
         )
     end_seen = min(end, last, until or end)
-    weeks_seen = (end_seen - start).days // 7 + 1
+    weeks_seen = (end_seen - start + timedelta(days=1)).days // 7  # complete weeks only
     units = frozen.units.assign(unit=frozen.units["unit"].astype(str)).set_index("unit")
     panel = store_week_metrics(con, list(units.index), spec.pre_period.start, end_seen)
     # stores randomized in whole regions are frozen store by store with their region as
@@ -200,8 +200,10 @@ def compare(
     units: list[str] | None = None,
     seed: int = 0,
     n_draws: int = RI_DRAWS,
+    alpha: float | None = None,
 ) -> Evaluation:
-    """Every arm of ``arms`` (default: all) against ``control`` on ``column``.
+    """Every arm of ``arms`` (default: all) against ``control`` on ``column`` (intervals at
+    ``alpha``, default the pilot's ``decision.alpha``).
 
     ``units`` restricts the comparison to those analysis units (a subgroup); weeks with
     a missing value of a rate (no sales) are dropped for every unit of the comparison.
@@ -231,7 +233,7 @@ def compare(
             start=np.datetime64(pp.start, "ns"),
             method=method,
             control=control,
-            alpha=pf.spec.decision.alpha,
+            alpha=pf.spec.decision.alpha if alpha is None else alpha,
             rng=seed,
             scale=scale,
             n_draws=n_draws,

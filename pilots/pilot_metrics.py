@@ -89,7 +89,9 @@ def programme_cost_share(
 ) -> dict[str, float]:
     """The programme's cost as a share of the arm's stores' sales over the test period.
 
-    Exact replay of ``programme`` on those baskets; ``cost``, ``revenue`` and ``share``.
+    Exact replay of ``programme`` on those baskets; ``cost`` on an accrual basis (rewards,
+    discounts and running costs, plus the liability owed at the end), ``revenue`` and
+    ``share``.
     """
     from loyalty_pilot.simulator.replay import replay
 
@@ -108,6 +110,8 @@ def programme_cost_share(
     if baskets.empty:
         return {"cost": float("nan"), "revenue": 0.0, "share": float("nan")}
     result = replay(baskets, programme, seed=seed, start=start, end=end)
-    cost = float(result.ledger["total_cost"].sum())
+    # accrual basis: what was spent plus what is owed (the liability at the end; the
+    # programme starts with empty balances), not only the rewards already redeemed
+    cost = float(result.ledger["total_cost"].sum()) + float(result.ledger["liability"].iloc[-1])
     revenue = float(result.ledger["revenue"].sum())
     return {"cost": cost, "revenue": revenue, "share": cost / revenue if revenue else float("nan")}

@@ -98,6 +98,14 @@ def recalibrate_pilot(
         recalibrated_programme,
     )
 
+    kinds = {"sales": "sales", "visits": "visits", "basket_size": "basket"}
+    kind = kinds.get(pf.spec.metrics.primary)
+    if kind is None:
+        raise pf.error(
+            ("metrics", "primary"),
+            f"recalibration learns from sales, visits or basket_size, not "
+            f"{pf.spec.metrics.primary}",
+        )
     if comparisons is None:
         comparisons = _primary_comparisons(con, pf, frozen)
     by_arm = {c["arm"]: c for c in comparisons if c.get("baseline") == pf.control()}
@@ -119,7 +127,9 @@ def recalibrate_pilot(
         before = project(baskets, programme, **kwargs)
         share = 1.0 if frozen.unit_kind == "customer" else members_share(before)
         observation = observation_from_comparison(by_arm[arm])
-        update = recalibrate(programme.response, sales=observation, members_share=share)
+        update = recalibrate(
+            programme.response, **{kind: observation}, members_share=share
+        )  # fmt: skip
         version = save_assumptions(con, programme.programme, update, source)
         after = project(baskets, recalibrated_programme(programme, update), **kwargs)
         path = None

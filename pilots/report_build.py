@@ -10,11 +10,12 @@ Choices:
   largest break-even uplift of the variants (from the recalibrated full-rollout
   projections), so no variant is declared worth it below its own break-even.
 - **ROI** for the decision: the mean of the recalibrated full-rollout ROI.
-- **Quality checks**: sample ratio (customer pilots: chi-square against the frozen
-  shares; store pilots: the frozen units all present), balance (largest absolute
-  standardized difference of the pre-period covariates between each variant and the
-  control), pre-trend (event study on the pre-period; None when it cannot be tested),
-  planned weeks (or a sequential boundary crossed).
+- **Quality checks**: balance (the joint Mahalanobis statistic of the design's
+  covariates between the frozen arms, judged against its randomization distribution:
+  chi-square, poor when p < 0.001; the largest absolute standardized difference is shown
+  beside it), pre-trend (event study on the pre-period; None when it cannot be tested),
+  planned weeks (or an efficacy boundary crossed at some look). No sample-ratio check:
+  the pilot is analysed by intent to treat, every frozen unit included (file mode has it).
 - **Weeks to settle** an EXTEND: the power machinery (placebo pilots on the pre-period)
   gives the MDE at the frozen size for longer tests; the first length whose expected
   interval half-width is below the distance between the estimate and the threshold.
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from loyalty_pilot.experiments.power import placebo_power
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
     from loyalty_pilot.pilots.registry import FrozenAssignment
     from loyalty_pilot.reports.document import DecisionDocument
 
-BALANCE_LIMIT = 0.25
+BALANCE_P = 0.001  # the arms' joint balance statistic this unlikely under the design: poor
 EXTENSIONS = (4, 8, 12, 26)  # extra weeks considered for an EXTEND
 
 
@@ -71,11 +74,13 @@ def build_document(
     (``analysis``: the evaluation, ``recalibrated``: the recalibration of each arm).
     ``con`` must be writable (the recalibrated assumptions are saved)."""
     from loyalty_pilot.pilots.decide import decide
+    from loyalty_pilot.pilots.pilot_design import check_break_even_metric
     from loyalty_pilot.pilots.recalibrate import recalibrate_pilot
     from loyalty_pilot.reports import document as d
 
     say = progress or (lambda _m: None)
     spec = pf.spec
+    check_break_even_metric(pf)
     customers = frozen.unit_kind == "customer"
     say("evaluating the pilot")
     if customers:
@@ -103,13 +108,19 @@ def build_document(
     )
     programme_of = {arm: pf.programmes[arm].programme for arm in pf.variants()}
 
-    arms = [_arm(c, programme_of) for c in comparisons if c["baseline"] == pf.control()]
+    # the GO rule reads each variant's Bonferroni interval (alpha / number of variants)
+    simultaneous = [c.to_dict() for c in analysis.simultaneous] or comparisons
+    arms = [_arm(c, programme_of) for c in simultaneous if c["baseline"] == pf.control()]
     head = [_arm(c, programme_of) for c in comparisons if c["baseline"] != pf.control()]
     projections = [_projection(r, d) for r in recalibrated]
     break_even = {p.arm: p.break_even_uplift for p in projections}
+    threshold: Any
     if spec.decision.min_uplift == "break_even":
-        known = [v for v in break_even.values() if v is not None]
-        threshold, source = (max(known) if known else None), "break_even"
+        # each arm against its own break-even uplift of store sales; a customer pilot
+        # measures its customers' sales, of which the members' revenue is the part
+        scale = {r.arm: (1.0 / r.members_share if customers else 1.0) for r in recalibrated}
+        threshold = {arm: (None if u is None else u * scale[arm]) for arm, u in break_even.items()}
+        source = "break_even"
     else:
         threshold, source = float(spec.decision.min_uplift), "min_uplift"
 
@@ -119,19 +130,23 @@ def build_document(
         for g in rows
     ]
     say("quality checks and the power to settle it")
-    balance, power_rows, mde_by_weeks, design_mde = _design_checks(con, pf, frozen, planned)
-    quality = _quality(analysis, customers, balance, weeks_seen, planned, pf, con, frozen)
-    crossed = {arm: bool(look.crossed) for arm, look in analysis.sequential.items()}
+    balance, power_rows, mde_by_weeks, design_mde, balance_p = _design_checks(
+        con, pf, frozen, planned
+    )
+    quality = _quality(analysis, customers, balance, balance_p, weeks_seen, planned, pf, con,
+                       frozen)  # fmt: skip
+    crossed = {arm: efficacy_stop(look) is not None for arm, look in analysis.sequential.items()}
 
     def settle(arm: str) -> int | None:
         from loyalty_pilot.pilots.decide import extend_weeks_from_mde
 
         row = next((a for a in arms if a.arm == arm), None)
-        if row is None or row.relative is None or threshold is None or not mde_by_weeks:
+        own = threshold.get(arm) if isinstance(threshold, dict) else threshold
+        if row is None or row.relative is None or own is None or not mde_by_weeks:
             return None
         return extend_weeks_from_mde(
             row.relative,
-            threshold,
+            own,
             mde_by_weeks,
             weeks_seen,
             alpha=spec.decision.alpha,
@@ -150,7 +165,7 @@ def build_document(
         weeks_observed=weeks_seen,
         weeks_planned=planned,
         sequential_crossed=crossed,
-        weeks_to_settle=settle,
+        weeks_to_settle=settle if mde_by_weeks else None,  # no power table: cannot say
         longest_weeks=max(mde_by_weeks) if mde_by_weeks else None,
         alpha=spec.decision.alpha,
     )
@@ -184,7 +199,11 @@ def build_document(
         for r in recalibrated
         for name in ("visit_uplift", "basket_uplift", "churn_reduction")
     ]
-    sensitivity = _sensitivity(arms, projections)
+    sensitivity = _sensitivity(arms, recalibrated)
+    if isinstance(threshold, dict):  # the risk of low power: against the smallest to detect
+        single = min((v for v in threshold.values() if v is not None), default=None)
+    else:
+        single = threshold
     risks = _risks(
         arms,
         projections,
@@ -192,7 +211,7 @@ def build_document(
         recalibrated,
         analysis,
         design_mde,
-        threshold,
+        single,
         design.per_arm,
         pf,
     )
@@ -304,14 +323,26 @@ def _projection(r: Any, d: Any) -> Any:
 
 def _design_checks(
     con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment, planned: int
-) -> tuple[list[dict[str, Any]], list[Any], dict[int, float], float | None]:
-    """Balance of the frozen arms, the power table at the frozen size and longer tests."""
+) -> tuple[list[dict[str, Any]], list[Any], dict[int, float], float | None, Any]:
+    """Balance of the frozen arms on the design's covariates (standardized differences and
+    the joint Mahalanobis statistic with its chi-square p-value), the power table of the
+    design (the same placebo pilots as ``design``: its draw, estimator, pre-window and
+    seed) and the MDE of longer tests at the frozen size."""
+    from scipy import stats
+
     from loyalty_pilot.experiments.assignment import balance_table
-    from loyalty_pilot.experiments.power import placebo_power
+    from loyalty_pilot.experiments.balance import joint_mahalanobis, whiten
     from loyalty_pilot.pilots.pilot_data import load_pilot_data
-    from loyalty_pilot.pilots.pilot_design import covariates_of
+    from loyalty_pilot.pilots.pilot_design import (
+        _assign_kwargs,
+        _draw_for_power,
+        _grid,
+        _units_frame,
+        covariates_of,
+    )
     from loyalty_pilot.reports.document import PowerRow
 
+    spec = pf.spec
     data = load_pilot_data(con, pf)
     covariates = covariates_of(data.wide)
     units = frozen.units.assign(unit=frozen.units["unit"].astype(str))
@@ -321,40 +352,71 @@ def _design_checks(
         arm = units.set_index("unit")["arm"]
     arm = arm[arm.index.isin(covariates.index)]
     arms = [pf.control(), *pf.variants()]
-    table = balance_table(covariates.loc[arm.index], arm, pf.control(), arms=arms)
+    used = list(spec.design.match_on) if spec.design.method in ("matched", "rerandomized") else [
+        "level", "trend"]  # fmt: skip
+    table = balance_table(covariates.loc[arm.index, used], arm, pf.control(), arms=arms)
     balance = [
         {"arm": r["arm"], "covariate": r["covariate"], "std_diff": _f(r["std_diff"])}
         for r in table.to_dict(orient="records")
     ]
+    codes = np.full(len(covariates), -1, dtype=np.int8)
+    codes[covariates.index.get_indexer(arm.index)] = arm.map(arms.index).to_numpy()
+    z = whiten(covariates[used].to_numpy(dtype=float))
+    balance_p = None
+    if z.shape[1] and len(arm) > len(arms):
+        m = float(joint_mahalanobis(codes[None, :], z, len(arms))[0])
+        df = z.shape[1] * (len(arms) - 1)
+        balance_p = (float(stats.chi2.sf(m, df)), m, df)
     per_arm = int(arm.value_counts().min()) if len(arm) else 0
+    if per_arm < 2 or spec.design.method == "synthetic_region" or data.kind == "customer":
+        return balance, [], {}, None, balance_p
+    frame = _units_frame(data)
+    kwargs = _assign_kwargs(pf, data)
+    sizes, weeks, pre_weeks = _grid(pf, data, len(arms), frame, kwargs)
+    common = {
+        "n_placebos": spec.power.placebos, "alpha": spec.decision.alpha,
+        "power": spec.power.target, "estimator": spec.power.estimator,
+        "scale": _power_scale(pf, data),
+    }  # fmt: skip
+    y = data.wide.to_numpy(dtype=float)
+    rows: list[Any] = []
+    mde_by_weeks: dict[int, float] = {}
+    if sizes and weeks:  # the design's own table, as `design` computed it
+        table = placebo_power(
+            y, sizes=sizes, weeks=weeks, pre_weeks=pre_weeks,
+            draw=_draw_for_power(frame, data.wide, len(arms), kwargs, pre_weeks),
+            rng=np.random.default_rng([spec.design.seed, 0xB0]), **common,
+        )  # fmt: skip
+        rows = [PowerRow(c.per_arm, c.weeks, _f(c.mde), _f(c.false_positive_rate))
+                for c in table.cells]  # fmt: skip
+        mde_by_weeks = {
+            c.weeks: c.mde for c in table.cells if c.per_arm == per_arm and _f(c.mde) is not None
+        }
     history = data.wide.shape[1]
-    if per_arm < 2 or pf.spec.design.method == "synthetic_region" or data.kind == "customer":
-        return balance, [], {}, None
-    lengths = sorted({planned, *(planned + e for e in EXTENSIONS)})
-    pre_weeks = max(8, min(history // 2, history - max(lengths) - 4))
-    lengths = [w for w in lengths if w + pre_weeks <= history]
-    if not lengths:
-        return balance, [], {}, None
-    power = placebo_power(
-        data.wide.to_numpy(dtype=float),
-        sizes=[per_arm],
-        weeks=lengths,
-        pre_weeks=pre_weeks,
-        n_placebos=min(pf.spec.power.placebos, 1000),
-        alpha=pf.spec.decision.alpha,
-        power=pf.spec.power.target,
-        scale=pf.spec.power.scale,
-        rng=np.random.default_rng([pf.spec.design.seed, 0xDEC]),
-    )
-    rows = [PowerRow(c.per_arm, c.weeks, _f(c.mde), _f(c.false_positive_rate)) for c in power.cells]
-    mde_by_weeks = {c.weeks: c.mde for c in power.cells if _f(c.mde) is not None}
-    return balance, rows, mde_by_weeks, mde_by_weeks.get(planned)
+    longer = sorted({planned + e for e in EXTENSIONS} - set(mde_by_weeks))
+    pre_longer = max(8, min(history // 2, history - max(longer) - 4))
+    longer = [w for w in longer if w + pre_longer <= history]
+    if longer:  # longer tests at the frozen size, for an EXTEND
+        extra = placebo_power(
+            y, sizes=[per_arm], weeks=longer, pre_weeks=pre_longer,
+            draw=_draw_for_power(frame, data.wide, len(arms), kwargs, pre_longer),
+            rng=np.random.default_rng([spec.design.seed, 0xDEC]), **common,
+        )  # fmt: skip
+        mde_by_weeks.update({c.weeks: c.mde for c in extra.cells if _f(c.mde) is not None})
+    return balance, rows, mde_by_weeks, mde_by_weeks.get(planned), balance_p
+
+
+def _power_scale(pf: PilotFile, data: Any) -> str:
+    """The YAML's power scale, or the level scale when a series has zeros (customers)."""
+    scale = pf.spec.power.scale
+    return "level" if scale == "log" and (data.wide.to_numpy() <= 0).any() else scale
 
 
 def _quality(
     analysis: Any,
     customers: bool,
     balance: list[dict[str, Any]],
+    balance_p: Any,
     weeks_seen: int,
     planned: int,
     pf: PilotFile,
@@ -363,18 +425,15 @@ def _quality(
 ) -> list[Any]:
     from loyalty_pilot.reports.document import QualityCheck
 
-    checks = []
-    if customers:
-        p = _f(analysis.srm_p_value)
-        checks.append(
-            QualityCheck("sample_ratio", None if p is None else p >= 0.001, {"p_value": p})
-        )
+    checks = []  # no sample-ratio check: every frozen unit is analysed (intent to treat)
     worst = max((abs(b["std_diff"]) for b in balance if b["std_diff"] is not None), default=None)
+    p_balance = balance_p[0] if balance_p else None
     checks.append(
         QualityCheck(
-            "balance", None if worst is None else worst <= BALANCE_LIMIT, {"max_std_diff": worst}
+            "balance", None if p_balance is None else p_balance >= BALANCE_P,
+            {"max_std_diff": worst},
         )
-    )
+    )  # fmt: skip
     p_trend = None if customers else _pre_trend(con, pf, frozen)
     checks.append(
         QualityCheck(
@@ -389,10 +448,20 @@ def _quality(
         )
     )
     for arm, look in analysis.sequential.items():
+        stop = efficacy_stop(look)
         checks.append(
-            QualityCheck("sequential", bool(look.crossed), {"arm": arm, "look": int(look.look)})
+            QualityCheck("sequential", stop is not None, {"arm": arm, "look": stop or look.look})
         )
     return checks
+
+
+def efficacy_stop(look: Any) -> int | None:
+    """The first look at which the efficacy boundary was crossed upwards (the arm doing
+    better), or None; a crossing downwards is harm, never a reason to stop for success."""
+    for row in look.history:
+        if row["crossed"]:
+            return int(row["look"]) if row["statistic"] > 0 else None
+    return None
 
 
 def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment) -> Any:
@@ -481,14 +550,25 @@ def _smart(con: duckdb.DuckDBPyConnection, pf: PilotFile) -> list[Any]:
     return cards
 
 
-def _sensitivity(arms: list[Any], projections: list[Any]) -> list[Any]:
+def _sensitivity(arms: list[Any], recalibrated: list[Any]) -> list[Any]:
+    """Profit and ROI at full rollout if the true uplift of store sales were ``u``.
+
+    With the replay's cost ``C0`` (no behaviour change), the revenue ``R``, the gross
+    margin ``gm`` and the marginal cost ``c`` of an extra euro of sales, the break-even
+    uplift is ``u* = C0 / (R (gm - c))``; an uplift ``u`` brings ``R u (gm - c) - C0 =
+    C0 (u / u* - 1)`` of profit for a cost of ``C0 + c R u``, hence the ROI.
+    """
     from loyalty_pilot.reports.document import SensitivityRow
 
     rows = []
-    for p in projections:
-        arm = next((a for a in arms if a.arm == p.arm), None)
-        u_star, cost = p.break_even_uplift, p.cost.mean
-        if arm is None or u_star is None or cost is None or u_star <= 0:
+    for r in recalibrated:
+        projection = r.after
+        arm = next((a for a in arms if a.arm == r.arm), None)
+        u_star = _f(projection.break_even_uplift)
+        c0 = _f(projection.totals.get("cost_replay"))
+        revenue = _f(projection.totals.get("revenue"))
+        per_euro = _f(projection.marginal.basket_per_euro)
+        if arm is None or None in (u_star, c0, revenue, per_euro) or u_star <= 0:
             continue
         points = [
             ("pilot_low", arm.rel_ci_low),
@@ -499,9 +579,10 @@ def _sensitivity(arms: list[Any], projections: list[Any]) -> list[Any]:
         for label, u in points:
             if u is None:
                 continue
-            rows.append(
-                SensitivityRow(p.arm, float(u), label, cost * (u / u_star - 1), u / u_star - 1)
-            )
+            profit = c0 * (u / u_star - 1)
+            cost = c0 + per_euro * revenue * u
+            rows.append(SensitivityRow(r.arm, float(u), label, profit,
+                                       profit / cost if cost > 0 else None))  # fmt: skip
     return rows
 
 

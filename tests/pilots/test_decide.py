@@ -397,3 +397,25 @@ def test_the_look_comes_from_the_sequential_quality_row():
     assert decision.reasons[-1] == Reason(
         "sequential_boundary_crossed", True, {"arm": "cash", "look": 6}
     )
+
+
+def test_each_arm_against_its_own_threshold():
+    # cash costs more (break-even 4 %), gift less (1 %): gift's [2.5 %, 5.5 %] clears its own
+    decision = run([OPEN, WIN2], threshold={"cash": 0.04, "gift": 0.01})
+    assert decision.verdict == "GO"
+    assert decision.recommended_arm == "gift"
+    assert decision.threshold == 0.04  # the largest, for the summary
+    by_arm = {r.params["arm"]: r for r in decision.reasons if r.code.startswith("interval_")}
+    assert by_arm["gift"].params["threshold"] == 0.01
+    assert by_arm["cash"].params["threshold"] == 0.04
+    # with one threshold for both, the largest, gift straddles it and nothing qualifies
+    assert run([OPEN, WIN2], threshold=0.04).verdict == "EXTEND"
+
+
+def test_balance_uses_the_callers_verdict_when_given():
+    judged = quality(balance=(True, {"max_std_diff": 0.6}))  # large, but fine for the design
+    assert run([WIN], quality=judged).verdict == "GO"
+    codes = [r.code for r in run([WIN], quality=judged).reasons]
+    assert "balance_ok" in codes
+    by_rule = quality(balance=(None, {"max_std_diff": 0.6}))  # no verdict: the 0.25 rule
+    assert "balance_poor" in [r.code for r in run([WIN], quality=by_rule).reasons]
