@@ -465,7 +465,8 @@ def efficacy_stop(look: Any) -> int | None:
 
 
 def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment) -> Any:
-    """The event study's joint pre-trend p-value (smallest over the variants), or None."""
+    """The event study's joint pre-trend p-value (the smallest over the variants, times
+    their number), or None when it cannot be tested."""
     from loyalty_pilot.pilots.errors import UserError
     from loyalty_pilot.pilots.pilot_eval import compare, pilot_panel
     from loyalty_pilot.pilots.pilotspec import METRIC_COLUMNS
@@ -484,7 +485,8 @@ def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssi
         return None
     values = [_f(c.extras.get("pre_trend_p_value")) for c in evaluation.comparisons]
     values = [v for v in values if v is not None]
-    return min(values) if values else None
+    # the smallest of k p-values, Bonferroni-adjusted: k variants are k chances
+    return min(1.0, min(values) * len(values)) if values else None
 
 
 def _weekly(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment) -> Any:
