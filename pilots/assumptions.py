@@ -50,6 +50,7 @@ from pydantic import ValidationError
 
 from loyalty_pilot.pilots.errors import UserError
 from loyalty_pilot.pilots.registry import canonical_json
+from loyalty_pilot.pilots.transaction import retrying
 from loyalty_pilot.simulator.programme import Programme, Response
 from loyalty_pilot.simulator.recalibration import Observation, Recalibration
 
@@ -137,47 +138,34 @@ def save_assumptions(
         )
     text = _response_json(response)
 
-    import duckdb
-
     _ensure_table(con)
-    for attempt in range(_COMMIT_ATTEMPTS):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            row = con.execute(
-                f"SELECT version, response FROM {TABLE} WHERE programme = ? "
-                "ORDER BY version DESC LIMIT 1",
-                [programme_name],
-            ).fetchone()
-            if row is not None and row[1] == text:
-                con.execute("COMMIT")
-                return int(row[0])
-            version = 1 if row is None else int(row[0]) + 1
-            created = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-            con.execute(
-                f"INSERT INTO {TABLE} (programme, version, created_at, source, response, "
-                "recalibration) VALUES (?, ?, ?, ?, ?, ?)",
-                [programme_name, version, created, source.strip(), text, detail],
-            )
-            con.execute("COMMIT")
-            return version
-        except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
-            _rollback(con)
-            if attempt + 1 == _COMMIT_ATTEMPTS:
-                raise UserError(
-                    f"programme {programme_name}: another process kept saving assumptions at "
-                    f"the same time ({str(exc).splitlines()[0]}); re-run"
-                ) from None
-        except BaseException:
-            _rollback(con)
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
 
+    def body() -> int:
+        row = con.execute(
+            f"SELECT version, response FROM {TABLE} WHERE programme = ? "
+            "ORDER BY version DESC LIMIT 1",
+            [programme_name],
+        ).fetchone()
+        if row is not None and row[1] == text:
+            return int(row[0])
+        version = 1 if row is None else int(row[0]) + 1
+        created = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        con.execute(
+            f"INSERT INTO {TABLE} (programme, version, created_at, source, response, "
+            "recalibration) VALUES (?, ?, ?, ?, ?, ?)",
+            [programme_name, version, created, source.strip(), text, detail],
+        )
+        return version
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    import duckdb
-
-    with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended it
-        con.execute("ROLLBACK")
+    return retrying(
+        con,
+        body,
+        lambda why: (
+            f"programme {programme_name}: another process kept saving assumptions at the "
+            f"same time ({why}); re-run"
+        ),
+        attempts=_COMMIT_ATTEMPTS,
+    )
 
 
 def latest_assumptions(

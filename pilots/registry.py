@@ -34,7 +34,6 @@ floats.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -52,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_pilot.pilots.errors import UserError
+from loyalty_pilot.pilots.transaction import retrying
 
 if TYPE_CHECKING:
     import duckdb
@@ -723,34 +723,15 @@ def freeze(
     spec_json = canonical_json(spec)
     key = (design_hash, data_fingerprint, seed, method, unit_kind, units_hash)
 
-    import duckdb
-
-    for attempt in range(_COMMIT_ATTEMPTS):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            outcome = _freeze_in_transaction(
-                con, pilot, key, frame, spec_json, new_version=new_version
-            )
-            con.execute("COMMIT")
-            return outcome
-        except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
-            _rollback(con)
-            if attempt + 1 == _COMMIT_ATTEMPTS:
-                raise UserError(
-                    f"pilot {pilot}: another process kept freezing it at the same time "
-                    f"({str(exc).splitlines()[0]}); re-run to confirm or compare"
-                ) from None
-        except BaseException:
-            _rollback(con)
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    import duckdb
-
-    with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended it
-        con.execute("ROLLBACK")
+    return retrying(
+        con,
+        lambda: _freeze_in_transaction(con, pilot, key, frame, spec_json, new_version=new_version),
+        lambda why: (
+            f"pilot {pilot}: another process kept freezing it at the same time ({why}); "
+            "re-run to confirm or compare"
+        ),
+        attempts=_COMMIT_ATTEMPTS,
+    )
 
 
 def _freeze_in_transaction(
