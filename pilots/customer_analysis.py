@@ -92,10 +92,12 @@ def _build(
     con.execute(
         f"""CREATE TEMP TABLE {TABLE} AS
         SELECT f.unit AS customer_id, f.arm,
-               coalesce(sum(b.amount) FILTER (WHERE b.date BETWEEN ? AND ?), 0) AS sales,
+               coalesce(CAST(sum(CAST(b.amount AS DECIMAL(38, 6)))
+                   FILTER (WHERE b.date BETWEEN ? AND ?) AS DOUBLE), 0) AS sales,
                coalesce(count(*) FILTER (WHERE b.date BETWEEN ? AND ? AND b.amount > 0), 0)
                    AS visits,
-               coalesce(sum(b.amount) FILTER (WHERE b.date BETWEEN ? AND ?), 0) AS sales_pre,
+               coalesce(CAST(sum(CAST(b.amount AS DECIMAL(38, 6)))
+                   FILTER (WHERE b.date BETWEEN ? AND ?) AS DOUBLE), 0) AS sales_pre,
                coalesce(count(*) FILTER (WHERE b.date BETWEEN ? AND ? AND b.amount > 0), 0)
                    AS visits_pre,
                CAST(count(*) FILTER (WHERE b.date BETWEEN ? AND ? AND b.amount > 0) > 0

@@ -11,6 +11,8 @@ Conventions shared by every function here:
   the region of its latest ingest.
 - ``sales`` is the net sum of ``amount`` (returns included); ``baskets`` counts purchase
   baskets (``amount > 0``) and ``returns`` counts return baskets (``amount < 0``).
+- Money is summed exactly (as DECIMAL with 6 decimals), so a figure does not move in its
+  last bits with the order DuckDB's threads add in: the same data give the same panel.
 """
 
 from __future__ import annotations
@@ -163,12 +165,14 @@ def _panel(
             ),
             a AS (
                 SELECT {key}, week,
-                    sum(amount) AS sales,
+                    CAST(sum(CAST(amount AS DECIMAL(38, 6))) AS DOUBLE) AS sales,
                     count(*) FILTER (WHERE amount > 0) AS baskets,
                     count(*) FILTER (WHERE amount < 0) AS returns,
                     count(DISTINCT customer_id) AS active_customers,
-                    sum(amount) FILTER (WHERE customer_id IS NULL) AS anonymous_sales,
-                    sum(amount) FILTER (WHERE is_member) AS members_sales,
+                    CAST(sum(CAST(amount AS DECIMAL(38, 6))) FILTER (WHERE customer_id IS NULL)
+                        AS DOUBLE) AS anonymous_sales,
+                    CAST(sum(CAST(amount AS DECIMAL(38, 6))) FILTER (WHERE is_member)
+                        AS DOUBLE) AS members_sales,
                     count(DISTINCT customer_id) FILTER (WHERE is_member) AS members_active
                 FROM b GROUP BY {key}, week
             )
@@ -283,7 +287,7 @@ def customer_rfm(
         SELECT customer_id,
                CAST(? AS DATE) - max(date) FILTER (WHERE amount > 0) AS recency_days,
                count(*) FILTER (WHERE amount > 0) AS frequency,
-               sum(amount) AS monetary
+               CAST(sum(CAST(amount AS DECIMAL(38, 6))) AS DOUBLE) AS monetary
         FROM baskets
         WHERE customer_id IS NOT NULL AND date < ? AND date >= ?
         GROUP BY customer_id
@@ -321,7 +325,7 @@ def chain_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                count(*),
                count(*) FILTER (WHERE customer_id IS NULL),
                count(*) FILTER (WHERE amount < 0),
-               sum(amount)
+               CAST(sum(CAST(amount AS DECIMAL(38, 6))) AS DOUBLE)
         FROM baskets
         """
     ).fetchall()
@@ -330,7 +334,7 @@ def chain_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         f"""
         WITH store_list AS ({_STORE_LIST})
         SELECT s.region, count(DISTINCT s.store_id) AS stores,
-               coalesce(sum(b.amount), 0.0) AS sales
+               coalesce(CAST(sum(CAST(b.amount AS DECIMAL(38, 6))) AS DOUBLE), 0.0) AS sales
         FROM store_list s LEFT JOIN baskets b ON b.store_id = s.store_id
         GROUP BY s.region
         ORDER BY sales DESC, s.region

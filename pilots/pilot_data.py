@@ -198,7 +198,8 @@ def _customers(
     n_weeks = (pre_end - monday).days // 7 + 1
     rows = con.execute(
         """SELECT customer_id, CAST(date_trunc('week', date) AS DATE) AS week,
-                  sum(amount) AS sales, count(*) FILTER (WHERE amount > 0) AS baskets
+                  CAST(sum(CAST(amount AS DECIMAL(38, 6))) AS DOUBLE) AS sales,
+                  count(*) FILTER (WHERE amount > 0) AS baskets
            FROM baskets WHERE customer_id IS NOT NULL AND date BETWEEN ? AND ?
            GROUP BY 1, 2""",
         [pre_start, pre_end],

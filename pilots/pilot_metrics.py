@@ -39,8 +39,8 @@ def store_week_metrics(
             ),
             a AS (
                 SELECT b.store_id, CAST(date_trunc('week', b.date) AS DATE) AS week,
-                       sum(b.amount) AS sales,
-                       sum(b.margin) AS margin,
+                       CAST(sum(CAST(b.amount AS DECIMAL(38, 6))) AS DOUBLE) AS sales,
+                       CAST(sum(CAST(b.margin AS DECIMAL(38, 6))) AS DOUBLE) AS margin,
                        count(b.margin) AS with_margin,
                        count(*) FILTER (WHERE b.amount > 0) AS baskets,
                        count(*) FILTER (WHERE b.amount < 0) AS returns,
