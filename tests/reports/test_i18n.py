@@ -151,3 +151,14 @@ def test_english_report_says_the_english_phrases(make_doc) -> None:
     """The check above is not vacuous: the same phrases are found in the English report."""
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render_html(make_doc(), "en")))
     assert sum(phrase in text for phrase in _english_phrases()) > 40
+
+
+def test_guardrail_metrics_are_named_in_words_in_both_languages():
+    from loyalty_pilot.reports.sentences import Formatter
+
+    params = {"arm": "cash", "metric": "gross_margin_rate", "bound": -0.001, "margin": 0.005}
+    french = Formatter("fr", "EUR").reason("guardrail_passed", params)
+    english = Formatter("en", "EUR").reason("guardrail_passed", params)
+    assert "taux de marge brute" in french
+    assert "gross margin rate" in english
+    assert "gross_margin_rate" not in french + english
