@@ -86,6 +86,7 @@ def evaluate(
     n_draws: int = 10_000,
     scale: str = "auto",
     ri_draws: Callable[[str, np.ndarray], np.ndarray] | None = None,
+    pre_test_periods: int | None = None,
 ) -> Evaluation:
     """Compare every arm of ``assignment`` with the ``control`` arm on ``outcome``.
 
@@ -118,6 +119,9 @@ def evaluate(
             stores of very different sizes); ``relative`` is then ``exp(effect) - 1``
             with its interval mapped the same way, and ``estimate`` the absolute effect
             this implies on the treated units' test-period mean (see :func:`from_log`).
+        pre_test_periods: for ``"event_study"``: the joint pre-trend test on the last
+            this many pre-periods only (with weekly data and few units, all of them are
+            more effects than clusters and the test cannot be made).
         ri_draws: for ``"ri"`` with a design none of ``"complete"``, ``"stratified"``,
             ``"paired"`` covers (rerandomization): ``ri_draws(arm, units)`` returns the
             design's own re-draws for the comparison of ``arm`` with the control, a 0/1
@@ -191,6 +195,7 @@ def evaluate(
             predictors=predictors,
             n_draws=n_draws,
             assignments=None if ri_draws is None else ri_draws(arm, data.units),
+            pre_test_periods=pre_test_periods,
         )
         if scale == "log":
             comparison = from_log(comparison, level_data.treated_post_mean())
@@ -255,7 +260,7 @@ def _estimate(data: PanelData, method: str, **kw: Any) -> Comparison:
     if method == "event_study":
         from .did import event_study
 
-        return event_study(data, **labels)
+        return event_study(data, pre_test_periods=kw["pre_test_periods"], **labels)
     if method == "ri":
         from .randomization import randomization_inference
 

@@ -185,7 +185,7 @@ def rollout(pilot_file: Path, workspace: Path, json_path: Path | None) -> None:
     help="Also write each recalibrated programme as YAML into this folder.",
 )
 @click.option("--horizon-months", default=12, show_default=True, type=click.IntRange(1, 120))
-@click.option("--draws", default=2000, show_default=True, type=click.IntRange(100, 100_000))
+@click.option("--draws", default=1000, show_default=True, type=click.IntRange(100, 100_000))
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
 @json_option
 def recalibrate(

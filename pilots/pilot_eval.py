@@ -201,6 +201,7 @@ def compare(
     seed: int = 0,
     n_draws: int = RI_DRAWS,
     alpha: float | None = None,
+    pre_test_periods: int | None = None,
 ) -> Evaluation:
     """Every arm of ``arms`` (default: all) against ``control`` on ``column`` (intervals at
     ``alpha``, default the pilot's ``decision.alpha``).
@@ -237,6 +238,7 @@ def compare(
             rng=seed,
             scale=scale,
             n_draws=n_draws,
+            pre_test_periods=pre_test_periods,
             **kwargs,
         )
     except (PanelError, ValueError) as exc:

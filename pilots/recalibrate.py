@@ -75,7 +75,7 @@ def recalibrate_pilot(
     *,
     out: Path | None = None,
     horizon_months: int = 12,
-    draws: int = 2000,
+    draws: int = 1000,
     seed: int = 0,
     comparisons: list[dict[str, Any]] | None = None,
 ) -> list[ArmRecalibration]:

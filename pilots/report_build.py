@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 BALANCE_P = 0.001  # the arms' joint balance statistic this unlikely under the design: poor
 EXTENSIONS = (4, 8, 12, 26)  # extra weeks considered for an EXTEND
+PRE_TREND_WEEKS = 12  # the pre-trend test's window: the last 12 pre-period weeks at most
 
 
 def _f(value: Any) -> float | None:
@@ -110,6 +111,10 @@ def build_document(
 
     # the GO rule reads each variant's Bonferroni interval (alpha / number of variants)
     simultaneous = [c.to_dict() for c in analysis.simultaneous] or comparisons
+    adjusted = {(c["arm"], c["baseline"]): c.get("p_value_adjusted") for c in comparisons}
+    simultaneous = [
+        {**c, "p_value_adjusted": adjusted.get((c["arm"], c["baseline"]))} for c in simultaneous
+    ]
     arms = [_arm(c, programme_of) for c in simultaneous if c["baseline"] == pf.control()]
     head = [_arm(c, programme_of) for c in comparisons if c["baseline"] != pf.control()]
     projections = [_projection(r, d) for r in recalibrated]
@@ -149,7 +154,7 @@ def build_document(
             own,
             mde_by_weeks,
             weeks_seen,
-            alpha=spec.decision.alpha,
+            alpha=spec.decision.alpha / max(len(pf.variants()), 1),
             power=spec.power.target,
         )
 
@@ -166,7 +171,7 @@ def build_document(
         weeks_planned=planned,
         sequential_crossed=crossed,
         weeks_to_settle=settle if mde_by_weeks else None,  # no power table: cannot say
-        longest_weeks=max(mde_by_weeks) if mde_by_weeks else None,
+        longest_weeks=max(mde_by_weeks) - weeks_seen if mde_by_weeks else None,  # more weeks
         alpha=spec.decision.alpha,
     )
     say("gathering the report")
@@ -450,7 +455,11 @@ def _quality(
     for arm, look in analysis.sequential.items():
         stop = efficacy_stop(look)
         checks.append(
-            QualityCheck("sequential", stop is not None, {"arm": arm, "look": stop or look.look})
+            QualityCheck(  # a boundary not crossed is no fault: None, not False
+                "sequential",
+                True if stop is not None else None,
+                {"arm": arm, "look": stop or look.look},
+            )
         )
     return checks
 
@@ -473,6 +482,9 @@ def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssi
 
     try:
         pp = pilot_panel(con, pf, frozen)
+        # the last weeks before the test only: a joint test needs fewer effects than units
+        units_in_pair = 2 * int(pp.assignment.value_counts().min())  # one variant vs control
+        window = max(1, min(PRE_TREND_WEEKS, units_in_pair - 2))
         evaluation = compare(
             pp,
             pf,
@@ -480,6 +492,7 @@ def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssi
             column=METRIC_COLUMNS[pf.spec.metrics.primary],
             method="event_study",
             scale=pf.spec.evaluation.scale,
+            pre_test_periods=window,
         )
     except UserError:
         return None
@@ -605,15 +618,16 @@ def _risks(
     risks = []
     if design_mde is not None and threshold is not None and 0 < threshold < design_mde:
         params = {"mde": design_mde, "threshold": threshold}
-        risks.append(Risk("low_power", design_mde / threshold, params))
+        risks.append(Risk("low_power", min(3.0, 1 + math.log(design_mde / threshold)), params))
     for a in arms:
         if a.rel_ci_low is not None and a.rel_ci_high is not None and threshold:
             width = a.rel_ci_high - a.rel_ci_low
-            if width > 2 * abs(threshold):
+            undecided = a.rel_ci_low <= threshold <= a.rel_ci_high
+            if undecided and width > 2 * abs(threshold):
                 risks.append(
                     Risk(
                         "interval_wide",
-                        width / (2 * abs(threshold)),
+                        min(3.0, 1 + math.log(width / (2 * abs(threshold)))),
                         {"arm": a.arm, "low": a.rel_ci_low, "high": a.rel_ci_high},
                     )
                 )
@@ -671,7 +685,9 @@ def _risks(
         if weight is not None and weight < 0.2:
             risks.append(
                 Risk(
-                    "assumption_dominated", 1 + (0.2 - weight) * 2, {"arm": r.arm, "weight": weight}
+                    "assumption_dominated",
+                    2.5 + (0.2 - weight) * 2,
+                    {"arm": r.arm, "weight": weight},
                 )
             )
     for arm, table in analysis.heterogeneity.items():

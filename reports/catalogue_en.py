@@ -33,7 +33,8 @@ EN: dict[str, str] = {
     "headline.NO-GO": "Do not roll out.",
     "headline.EXTEND": "Run the pilot for {weeks} more weeks before deciding.",
     "headline.EXTEND_none": "Run the pilot longer before deciding.",
-    "confidence": "Confidence that {arm} is the better variant: {confidence}.",
+    "confidence": "{arm} against the other variant: confidence {confidence} "
+    "(1 minus the Holm-adjusted p-value of their head-to-head test).",
     "threshold": "The uplift must clear {threshold} ({source}).",
     "threshold_none": "No threshold could be set for the uplift.",
     "threshold_source.break_even": "the break-even uplift of the programmes",
@@ -41,6 +42,10 @@ EN: dict[str, str] = {
     "no_reason": "No reason was recorded for this decision.",
     # plain-words uplifts
     "uplift.interval": "{arm}: between {low} and {high} more {metric} per {unit} "
+    "(best estimate {estimate}).",
+    "uplift.interval_less": "{arm}: between {high_abs} and {low_abs} less {metric} per {unit} "
+    "(best estimate {estimate}).",
+    "uplift.interval_change": "{arm}: a change in {metric} per {unit} between {low} and {high} "
     "(best estimate {estimate}).",
     "uplift.point": "{arm}: {estimate} more {metric} per {unit}, without an interval.",
     "uplift.none": "{arm}: the uplift could not be estimated (status {status}).",
@@ -51,6 +56,7 @@ EN: dict[str, str] = {
     "metric.gross_margin_rate": "gross margin rate",
     "metric.programme_cost_share": "programme cost share",
     "metric.returns_rate": "returns rate",
+    "unit.points": "{value} pp",
     "unit.store": "store",
     "unit.region": "region",
     "unit.customer": "customer",

@@ -32,7 +32,8 @@ FR: dict[str, str] = {
     "headline.NO-GO": "Ne pas déployer.",
     "headline.EXTEND": "Poursuivre le pilote {weeks} semaines de plus avant de décider.",
     "headline.EXTEND_none": "Poursuivre le pilote avant de décider.",
-    "confidence": "Confiance que {arm} est la meilleure variante : {confidence}.",
+    "confidence": "{arm} face à l'autre variante : confiance {confidence} "
+    "(1 moins la valeur p ajustée de Holm de leur comparaison directe).",
     "threshold": "L'effet doit dépasser {threshold} ({source}).",
     "threshold_none": "Aucun seuil n'a pu être fixé pour l'effet.",
     "threshold_source.break_even": "l'effet qui rentabilise les programmes",
@@ -41,6 +42,10 @@ FR: dict[str, str] = {
     # plain-words uplifts
     "uplift.interval": "{arm} : entre {low} et {high} de {metric} en plus par {unit} "
     "(estimation centrale {estimate}).",
+    "uplift.interval_less": "{arm} : entre {high_abs} et {low_abs} de {metric} en moins par "
+    "{unit} (estimation centrale {estimate}).",
+    "uplift.interval_change": "{arm} : une variation des {metric} par {unit} comprise entre "
+    "{low} et {high} (estimation centrale {estimate}).",
     "uplift.point": "{arm} : {estimate} de {metric} en plus par {unit}, sans intervalle.",
     "uplift.none": "{arm} : l'effet n'a pas pu être estimé (statut {status}).",
     "metric.sales": "ventes",
@@ -50,6 +55,7 @@ FR: dict[str, str] = {
     "metric.gross_margin_rate": "taux de marge brute",
     "metric.programme_cost_share": "part du coût du programme",
     "metric.returns_rate": "taux de retours",
+    "unit.points": "{value} pt",
     "unit.store": "magasin",
     "unit.region": "région",
     "unit.customer": "client",

@@ -74,8 +74,12 @@ class Formatter:
 
     def guardrail(self, value: Any, kind: str | None, signed: bool = True) -> str:
         """A guardrail bound (signed) or margin: a percentage when relative, else a number."""
-        if kind == "absolute":
-            return self.num(value, 2) if signed or value is None else self.num(abs(value), 2)
+        if kind == "absolute":  # a rate's change or margin: percentage points
+            if value is None:
+                return self.na()
+            shown = float(value) * 100 if signed else abs(float(value)) * 100
+            number = i18n.num(shown, self.lang, 2, signed=signed)
+            return i18n.text("unit.points", self.lang, value=number)
         return (
             self.pct(value, signed=signed)
             if signed or value is None

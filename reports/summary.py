@@ -14,7 +14,7 @@ def decision_lines(doc: DecisionDocument, lang: str = "en") -> list[str]:
     """The verdict, the recommended arm, every reason and the three biggest risks."""
     from . import i18n
 
-    f = Formatter(lang, doc.currency)
+    f = Formatter(lang, doc.currency, {(g.arm, g.metric): g.kind for g in doc.guardrails})
     decision = doc.decision
     head = f"{i18n.text(f'verdict.{decision.verdict}', lang)}: {doc.pilot}"
     lines = [head]

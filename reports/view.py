@@ -108,7 +108,12 @@ def _banner(doc: DecisionDocument, f: Formatter) -> dict[str, str]:
 def uplift_sentence(a: ArmResult, unit: str, metric: str, f: Formatter) -> str:
     """``cash: between +1.2% and +4.8% more sales per store (best estimate +3.0%).``"""
     if a.rel_ci_low is not None and a.rel_ci_high is not None:
-        key = "uplift.interval"
+        # "more" only when the whole interval is a gain; "less" when it is a loss
+        key = (
+            "uplift.interval" if a.rel_ci_low >= 0
+            else "uplift.interval_less" if a.rel_ci_high <= 0
+            else "uplift.interval_change"
+        )  # fmt: skip
     elif a.relative is not None:
         key = "uplift.point"
     else:
@@ -119,6 +124,8 @@ def uplift_sentence(a: ArmResult, unit: str, metric: str, f: Formatter) -> str:
         arm=a.arm,
         low=f.pct(a.rel_ci_low),
         high=f.pct(a.rel_ci_high),
+        low_abs=f.pct(None if a.rel_ci_low is None else abs(a.rel_ci_low), signed=False),
+        high_abs=f.pct(None if a.rel_ci_high is None else abs(a.rel_ci_high), signed=False),
         estimate=f.pct(a.relative),
         metric=metric,
         unit=unit,

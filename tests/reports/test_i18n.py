@@ -100,7 +100,7 @@ def test_french_punctuation_gets_no_break_spaces() -> None:
 
 
 def test_sentence_formats_each_parameter_by_name() -> None:
-    f = Formatter("fr", "EUR", {("cash", "basket_size"): "absolute"})
+    f = Formatter("fr", "EUR", {("cash", "gross_margin_rate"): "absolute"})
     out = f.reason(
         "variant_preferred",
         {
@@ -116,11 +116,12 @@ def test_sentence_formats_each_parameter_by_name() -> None:
         f"cash fait mieux que gift de +1,7{NB}% (entre +0,2{NB}% et +3,3{NB}%, p <{NB}0,001)."
     )
     out = f.reason(
-        "guardrail_failed", {"arm": "cash", "metric": "basket_size", "bound": -1.6, "margin": 1.5}
+        "guardrail_failed",
+        {"arm": "cash", "metric": "gross_margin_rate", "bound": -0.016, "margin": 0.015},
     )
-    assert "-1,60" in out
+    assert f"-1,60{NB}pt" in out or "-1,60 pt" in out  # a rate's change: percentage points
     assert "1,50" in out
-    assert "panier moyen" in out
+    assert "taux de marge brute" in out
     assert "n.d." in f.risk("loss_possible", {"arm": "gift", "p10_profit": None})
 
 

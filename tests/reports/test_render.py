@@ -42,7 +42,7 @@ def test_page_one(doc: d.DecisionDocument) -> None:
         "The uplift of cash lies between +1.2% and +4.8%, entirely above the threshold of +0.9%."
     ) in text
     assert "cash: between +1.2% and +4.8% more sales per store (best estimate +3.1%)." in text
-    assert "gift: between -0.4% and +3.1% more sales per store" in text
+    assert "gift: a change in sales per store between -0.4% and +3.1%" in text
     assert "€984,000 €1,230,000 €1,476,000" in text  # cost P10 / P50 / P90
     assert "Profit €166,050 €1,660,500 €3,154,950" in text
     top = [
