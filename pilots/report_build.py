@@ -244,6 +244,7 @@ def build_document(
         assumptions=assumptions,
         sensitivity=sensitivity,
         rollout=rollout,
+        interval_level=1 - spec.decision.alpha / max(len(pf.variants()), 1),
         reproducibility=d.Reproducibility(
             tool_version=__version__,
             pilot_version=frozen.version,

@@ -20,6 +20,9 @@ EN: dict[str, str] = {
     "section.rollout": "Rollout plan",
     "section.reproducibility": "Reproducibility",
     "summary.uplifts": "Uplift of each arm",
+    "summary.interval": "Intervals at {level} confidence.",
+    "summary.interval_simultaneous": "Intervals at {level} confidence each, so that the {arms} "
+    "variants are covered together at {total} (Bonferroni): the intervals the decision reads.",
     "summary.rollout": "At full rollout, over {months} months",
     "summary.risks": "The three biggest risks",
     "summary.no_risks": "No notable risk was found.",

@@ -19,6 +19,9 @@ FR: dict[str, str] = {
     "section.rollout": "Plan de déploiement",
     "section.reproducibility": "Reproductibilité",
     "summary.uplifts": "Effet de chaque variante",
+    "summary.interval": "Intervalles de confiance à {level}.",
+    "summary.interval_simultaneous": "Intervalles de confiance à {level} chacun, pour couvrir "
+    "ensemble les {arms} variantes à {total} (Bonferroni) : ceux que lit la décision.",
     "summary.rollout": "Au déploiement complet, sur {months} mois",
     "summary.risks": "Les trois principaux risques",
     "summary.no_risks": "Aucun risque notable n'a été relevé.",

@@ -291,6 +291,9 @@ class DecisionDocument:
     rollout: RolloutSummary | None
     reproducibility: Reproducibility
     schema_version: str = SCHEMA_VERSION
+    # level of the arms' intervals: 1 - alpha / (number of variants) when the GO rule reads
+    # simultaneous (Bonferroni) intervals; None when not recorded
+    interval_level: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN and infinities are None)."""

@@ -153,6 +153,11 @@ def _summary(doc: DecisionDocument, f: Formatter) -> list[Block]:
     metric = f.metric(doc.metric)
     blocks.append(h3(t("summary.uplifts")))
     blocks.append(bullets([uplift_sentence(a, unit, metric, f) for a in doc.arms]))
+    if doc.interval_level is not None:
+        level = f.pct(doc.interval_level, signed=False)
+        key = "summary.interval_simultaneous" if doc.interval_level > 0.95 else "summary.interval"
+        total = f.pct(1 - (1 - doc.interval_level) * len(doc.arms), signed=False, digits=0)
+        blocks.append(p(t(key, level=level, arms=f.num(len(doc.arms)), total=total)))
     months = max((pr.horizon_months for pr in doc.projections), default=0)
     blocks.append(h3(t("summary.rollout", months=f.num(months))))
     if doc.projections:

@@ -212,3 +212,21 @@ def test_chart_ids_are_unique_and_svg_is_clean(doc: d.DecisionDocument) -> None:
         for ref in re.findall(r'url\(#([^)]+)\)|href="#([^"]+)"', svg):
             assert (ref[0] or ref[1]) in ids
         assert len(svg) < 120_000
+
+
+def test_the_level_of_simultaneous_intervals_is_said(doc):
+    import dataclasses
+
+    from loyalty_pilot.reports.render import render_markdown
+
+    plain = render_markdown(doc, "en")
+    assert "confidence each" not in plain  # not recorded: nothing said
+    two_arms = dataclasses.replace(doc, interval_level=0.975)
+    text = render_markdown(two_arms, "en")
+    n = len(doc.arms)
+    assert (
+        f"Intervals at 97.5% confidence each, so that the {n} variants are covered together"
+        in text
+    )
+    french = render_markdown(two_arms, "fr")
+    assert "97,5\u00a0% chacun" in french
