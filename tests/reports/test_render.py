@@ -225,8 +225,7 @@ def test_the_level_of_simultaneous_intervals_is_said(doc):
     text = render_markdown(two_arms, "en")
     n = len(doc.arms)
     assert (
-        f"Intervals at 97.5% confidence each, so that the {n} variants are covered together"
-        in text
+        f"Intervals at 97.5% confidence each, so that the {n} variants are covered together" in text
     )
     french = render_markdown(two_arms, "fr")
     assert "97,5\u00a0% chacun" in french
