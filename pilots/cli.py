@@ -828,7 +828,8 @@ def simulate(
     write_json(json_path, payload)
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
+    """A step of a long command, on stderr (so --json output and pipes stay clean)."""
     click.echo(f"  ... {message}", err=True)
 
 

@@ -11,12 +11,8 @@ from typing import Any
 
 import click
 
-from loyalty_pilot.pilots.cli import check_json_path, write_json
+from loyalty_pilot.pilots.cli import check_json_path, progress, write_json
 from loyalty_pilot.pilots.errors import UserError
-
-
-def _progress(message: str) -> None:
-    click.echo(f"  ... {message}", err=True)
 
 
 def _evaluate_customers(
@@ -92,9 +88,9 @@ def _evaluate_pilot(
     from loyalty_pilot.pilots.customer_analysis import analyse_customer_pilot
     from loyalty_pilot.pilots.evaluate_file import summary_lines
     from loyalty_pilot.pilots.pilot_analysis import analyse_pilot
+    from loyalty_pilot.pilots.pilot_freeze import require_frozen
     from loyalty_pilot.pilots.pilot_report import analysis_lines, evaluation_lines
     from loyalty_pilot.pilots.pilotspec import load_pilot
-    from loyalty_pilot.pilots.registry import latest
     from loyalty_pilot.pilots.workspace import open_workspace
 
     if data is not None:
@@ -103,12 +99,7 @@ def _evaluate_pilot(
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False, read_only=True)
     try:
-        frozen = latest(con, pf.spec.pilot)
-        if frozen is None:
-            raise UserError(
-                f"{pilot_file}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
-                "run `loyalty-pilot assign` first"
-            )
+        frozen = require_frozen(con, pf, workspace)
         if frozen.unit_kind == "customer":
             analysis: Any = analyse_customer_pilot(con, pf, frozen)
         else:
@@ -167,7 +158,7 @@ def _demo_pilot(
     click.echo(f"Pilot design ({path}): sized by placebo pilots on the chain's history")
     con = ws.connect()
     try:
-        design = run_design(con, pf, break_even=known, progress=_progress)
+        design = run_design(con, pf, break_even=known, progress=progress)
         for line in design_lines(design):
             click.echo("  " + line if line else "")
         outcome = freeze_pilot(con, pf, design=design)
@@ -191,7 +182,7 @@ def _demo_pilot(
     con = ws.connect()
     try:
         document, pieces = build_document(
-            con, pf, frozen, seed=seed, progress=_progress,
+            con, pf, frozen, seed=seed, progress=progress,
             recalibrated_dir=ws.path / "recalibrated",
         )  # fmt: skip
     finally:

@@ -17,6 +17,7 @@ from loyalty_pilot.pilots.cli import (
     check_json_path,
     json_option,
     main,
+    progress,
     workspace_option,
     write_json,
 )
@@ -24,10 +25,6 @@ from loyalty_pilot.pilots.cli import (
 PILOT_ARG = click.argument(
     "pilot_file", metavar="PILOT.yaml", type=click.Path(dir_okay=False, path_type=Path)
 )
-
-
-def _progress(message: str) -> None:
-    click.echo(f"  ... {message}", err=True)
 
 
 @main.command(context_settings=CONTEXT)
@@ -59,7 +56,7 @@ def design(pilot_file: Path, workspace: Path, no_power: bool, json_path: Path | 
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False, read_only=True)
     try:
-        result = run_design(con, pf, with_power=not no_power, progress=_progress)
+        result = run_design(con, pf, with_power=not no_power, progress=progress)
     finally:
         con.close()
     for line in design_lines(result):
@@ -113,7 +110,7 @@ def assign(
         raise UserError(f"--csv {csv_path}: folder {csv_path.parent} does not exist")
     con = open_workspace(workspace).connect(create=False)
     try:
-        outcome = freeze_pilot(con, pf, new_version=new_version, progress=_progress)
+        outcome = freeze_pilot(con, pf, new_version=new_version, progress=progress)
     finally:
         con.close()
     frozen = outcome.frozen
@@ -208,23 +205,16 @@ def recalibrate(
     Example:
       loyalty-pilot recalibrate examples/pilots/cash-vs-gift.yaml --out recalibrated/
     """
+    from loyalty_pilot.pilots.pilot_freeze import require_frozen
     from loyalty_pilot.pilots.pilotspec import load_pilot
     from loyalty_pilot.pilots.recalibrate import recalibrate_pilot, recalibration_lines
-    from loyalty_pilot.pilots.registry import latest
     from loyalty_pilot.pilots.workspace import open_workspace
 
     check_json_path(json_path)
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False)
     try:
-        frozen = latest(con, pf.spec.pilot)
-        if frozen is None:
-            from loyalty_pilot.pilots.errors import UserError
-
-            raise UserError(
-                f"{pilot_file}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
-                "run `loyalty-pilot assign` first"
-            )
+        frozen = require_frozen(con, pf, workspace)
         results = recalibrate_pilot(
             con, pf, frozen, out=out_dir, horizon_months=horizon_months, draws=draws,
             seed=seed,
@@ -238,23 +228,17 @@ def recalibrate(
 
 def _document(pilot_file: Path, workspace: Path, seed: int, draws: int) -> tuple[Any, Any]:
     """Build the decision document of the frozen pilot (writes the assumption sets)."""
-    from loyalty_pilot.pilots.errors import UserError
+    from loyalty_pilot.pilots.pilot_freeze import require_frozen
     from loyalty_pilot.pilots.pilotspec import load_pilot
-    from loyalty_pilot.pilots.registry import latest
     from loyalty_pilot.pilots.report_build import build_document
     from loyalty_pilot.pilots.workspace import open_workspace
 
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False)
     try:
-        frozen = latest(con, pf.spec.pilot)
-        if frozen is None:
-            raise UserError(
-                f"{pilot_file}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
-                "run `loyalty-pilot assign` first"
-            )
+        frozen = require_frozen(con, pf, workspace)
         document, _raw = build_document(con, pf, frozen, seed=seed, draws=draws,
-                                        progress=_progress)  # fmt: skip
+                                        progress=progress)  # fmt: skip
     finally:
         con.close()
     return pf, document

@@ -271,15 +271,17 @@ def analyse_pilot(
     method: str | None = None,
     scale: str | None = None,
     seed: int = 0,
+    pp: PilotPanel | None = None,
 ) -> PilotAnalysis:
-    """The whole evaluation of a frozen store or region pilot (module docstring)."""
+    """The whole evaluation of a frozen store or region pilot (module docstring);
+    ``pp``: the pilot's panel when the caller has already read it."""
     from loyalty_pilot.pilots.pilot_eval import PilotEvaluation, compare, pilot_panel
     from loyalty_pilot.pilots.pilotspec import METRIC_COLUMNS
 
     spec = pf.spec
     method = method or spec.evaluation.method
     scale = scale or spec.evaluation.scale
-    pp = pilot_panel(con, pf, frozen)
+    pp = pp or pilot_panel(con, pf, frozen)
     family = primary_family(pp, pf, frozen, method=method, scale=scale, seed=seed)
     base = compare(pp, pf, frozen, column=METRIC_COLUMNS[spec.metrics.primary],
                    method=method, scale=scale, seed=seed)  # fmt: skip

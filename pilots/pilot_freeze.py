@@ -18,10 +18,27 @@ if TYPE_CHECKING:
 
     import duckdb
 
+    from loyalty_pilot.pilots.pilot_data import PilotData
     from loyalty_pilot.pilots.pilot_design import PilotDesign
     from loyalty_pilot.pilots.pilotspec import PilotFile
     from loyalty_pilot.pilots.registry import FreezeOutcome, FrozenAssignment
     from loyalty_pilot.pilots.rollout import RolloutPlan
+
+
+def require_frozen(
+    con: duckdb.DuckDBPyConnection, pf: PilotFile, workspace: Any
+) -> FrozenAssignment:
+    """The pilot's latest frozen version; a UserError when it was never frozen."""
+    from loyalty_pilot.pilots.errors import UserError
+    from loyalty_pilot.pilots.registry import latest
+
+    frozen = latest(con, pf.spec.pilot)
+    if frozen is None:
+        raise UserError(
+            f"{pf.path}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
+            "run `loyalty-pilot assign` first"
+        )
+    return frozen
 
 
 def frozen_units(pf: PilotFile, result: PilotDesign) -> pd.DataFrame:
@@ -92,17 +109,18 @@ def freeze_pilot(
 
 
 def rollout_plan(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile
+    con: duckdb.DuckDBPyConnection, pf: PilotFile, data: PilotData | None = None
 ) -> tuple[RolloutPlan, str, FrozenAssignment | None]:
     """The waves around the frozen pilot (or a plan without pilot stores when not frozen),
-    the pilot's stage in words, and the frozen version."""
+    the pilot's stage in words, and the frozen version. ``data``: the pilot's candidates
+    when the caller has already read them."""
     from loyalty_pilot.pilots.pilot_data import load_pilot_data
     from loyalty_pilot.pilots.registry import latest
     from loyalty_pilot.pilots.rollout import pilot_stage, plan_rollout
 
     spec = pf.spec
     frozen = latest(con, spec.pilot)
-    data = load_pilot_data(con, pf)
+    data = data or load_pilot_data(con, pf)
     pilot_stores: list[str] = []
     if frozen is not None and spec.unit != "customer":
         treated = frozen.units[frozen.units["arm"] != pf.control()]

@@ -83,6 +83,7 @@ def build_document(
     spec = pf.spec
     check_break_even_metric(pf)
     customers = frozen.unit_kind == "customer"
+    pp = None
     say("evaluating the pilot")
     if customers:
         from loyalty_pilot.pilots.customer_analysis import analyse_customer_pilot
@@ -92,8 +93,10 @@ def build_document(
         weeks_seen, planned = analysis.weeks_observed, analysis.weeks_planned
     else:
         from loyalty_pilot.pilots.pilot_analysis import analyse_pilot
+        from loyalty_pilot.pilots.pilot_eval import pilot_panel
 
-        analysis = analyse_pilot(con, pf, frozen, seed=seed)
+        pp = pilot_panel(con, pf, frozen)  # read once: analysis, pre-trend, weekly chart
+        analysis = analyse_pilot(con, pf, frozen, seed=seed, pp=pp)
         evaluation = analysis.primary.evaluation
         weeks_seen, planned = analysis.primary.weeks_observed, analysis.primary.weeks_planned
     comparisons = [c.to_dict() for c in evaluation.comparisons]
@@ -135,11 +138,13 @@ def build_document(
         for g in rows
     ]
     say("quality checks and the power to settle it")
+    from loyalty_pilot.pilots.pilot_data import load_pilot_data
+
+    data = load_pilot_data(con, pf)  # read once: design checks and the rollout plan
     balance, power_rows, mde_by_weeks, design_mde, balance_p = _design_checks(
-        con, pf, frozen, planned
+        data, pf, frozen, planned
     )
-    quality = _quality(analysis, customers, balance, balance_p, weeks_seen, planned, pf, con,
-                       frozen)  # fmt: skip
+    quality = _quality(analysis, balance, balance_p, weeks_seen, planned, pf, pp, frozen)
     crossed = {arm: efficacy_stop(look) is not None for arm, look in analysis.sequential.items()}
 
     def settle(arm: str) -> int | None:
@@ -175,7 +180,7 @@ def build_document(
         alpha=spec.decision.alpha,
     )
     say("gathering the report")
-    weekly = None if customers else _weekly(con, pf, frozen)
+    weekly = None if pp is None else _weekly(pp, pf)
     forest = _forest(arms, head, analysis)
     smart = _smart(con, pf)
     design = d.DesignSummary(
@@ -220,7 +225,7 @@ def build_document(
         design.per_arm,
         pf,
     )
-    rollout = _rollout(con, pf)
+    rollout = _rollout(con, pf, data)
     files = {str(pf.path): _sha(pf.path)}
     files.update({str(p): _sha(p) for p in pf.programme_paths.values()})
     from loyalty_pilot import __version__
@@ -328,7 +333,7 @@ def _projection(r: Any, d: Any) -> Any:
 
 
 def _design_checks(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment, planned: int
+    data: Any, pf: PilotFile, frozen: FrozenAssignment, planned: int
 ) -> tuple[list[dict[str, Any]], list[Any], dict[int, float], float | None, Any]:
     """Balance of the frozen arms on the design's covariates (standardized differences and
     the joint Mahalanobis statistic with its chi-square p-value), the power table of the
@@ -338,7 +343,6 @@ def _design_checks(
 
     from loyalty_pilot.experiments.assignment import balance_table
     from loyalty_pilot.experiments.balance import joint_mahalanobis, whiten
-    from loyalty_pilot.pilots.pilot_data import load_pilot_data
     from loyalty_pilot.pilots.pilot_design import (
         _assign_kwargs,
         _draw_for_power,
@@ -349,7 +353,6 @@ def _design_checks(
     from loyalty_pilot.reports.document import PowerRow
 
     spec = pf.spec
-    data = load_pilot_data(con, pf)
     covariates = covariates_of(data.wide)
     units = frozen.units.assign(unit=frozen.units["unit"].astype(str))
     if data.kind == "region":
@@ -420,15 +423,15 @@ def _power_scale(pf: PilotFile, data: Any) -> str:
 
 def _quality(
     analysis: Any,
-    customers: bool,
     balance: list[dict[str, Any]],
     balance_p: Any,
     weeks_seen: int,
     planned: int,
     pf: PilotFile,
-    con: duckdb.DuckDBPyConnection,
+    pp: Any,
     frozen: FrozenAssignment,
 ) -> list[Any]:
+    """``pp``: the store pilot's panel (None for a customer pilot: no pre-trend test)."""
     from loyalty_pilot.reports.document import QualityCheck
 
     checks = []  # no sample-ratio check: every frozen unit is analysed (intent to treat)
@@ -440,7 +443,7 @@ def _quality(
             {"max_std_diff": worst},
         )
     )  # fmt: skip
-    p_trend = None if customers else _pre_trend(con, pf, frozen)
+    p_trend = None if pp is None else _pre_trend(pp, pf, frozen)
     checks.append(
         QualityCheck(
             "pre_trend",
@@ -474,15 +477,14 @@ def efficacy_stop(look: Any) -> int | None:
     return None
 
 
-def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment) -> Any:
+def _pre_trend(pp: Any, pf: PilotFile, frozen: FrozenAssignment) -> Any:
     """The event study's joint pre-trend p-value (the smallest over the variants, times
     their number), or None when it cannot be tested."""
     from loyalty_pilot.pilots.errors import UserError
-    from loyalty_pilot.pilots.pilot_eval import compare, pilot_panel
+    from loyalty_pilot.pilots.pilot_eval import compare
     from loyalty_pilot.pilots.pilotspec import METRIC_COLUMNS
 
     try:
-        pp = pilot_panel(con, pf, frozen)
         # the last weeks before the test only: a joint test needs fewer effects than units
         units_in_pair = 2 * int(pp.assignment.value_counts().min())  # one variant vs control
         window = max(1, min(PRE_TREND_WEEKS, units_in_pair - 2))
@@ -503,12 +505,10 @@ def _pre_trend(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssi
     return min(1.0, min(values) * len(values)) if values else None
 
 
-def _weekly(con: duckdb.DuckDBPyConnection, pf: PilotFile, frozen: FrozenAssignment) -> Any:
-    from loyalty_pilot.pilots.pilot_eval import pilot_panel
+def _weekly(pp: Any, pf: PilotFile) -> Any:
     from loyalty_pilot.pilots.pilotspec import METRIC_COLUMNS
     from loyalty_pilot.reports.document import WeeklySeries
 
-    pp = pilot_panel(con, pf, frozen)
     column = METRIC_COLUMNS[pf.spec.metrics.primary]
     frame = pp.panel.assign(arm=pp.panel[pp.key].map(pp.assignment))
     means = frame.groupby(["week", "arm"])[column].mean().unstack("arm").sort_index()
@@ -698,13 +698,13 @@ def _risks(
     return risks
 
 
-def _rollout(con: duckdb.DuckDBPyConnection, pf: PilotFile) -> Any:
+def _rollout(con: duckdb.DuckDBPyConnection, pf: PilotFile, data: Any) -> Any:
     from loyalty_pilot.pilots.pilot_freeze import rollout_plan
     from loyalty_pilot.reports.document import RolloutSummary, WaveRow
 
     if pf.spec.unit == "customer":
         return None
-    plan, stage, frozen = rollout_plan(con, pf)
+    plan, stage, frozen = rollout_plan(con, pf, data)
     waves = [
         WaveRow(w.name, len(w.stores), w.start.isoformat(), w.weeks, w.gate, list(w.regions))
         for w in plan.waves
