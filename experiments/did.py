@@ -198,6 +198,14 @@ def event_study(
       ``pre_trend_note`` when there is nothing to test or ``q >= G - 1`` (the cluster-
       robust covariance of q contrasts from G clusters is then singular or nearly so);
       ``pre_trend_F``, ``pre_trend_df`` give the statistic and its degrees of freedom.
+      When the HTZ approximation breaks down (its denominator df ``nu - q + 1`` is not
+      positive, or the statistic is negative or not finite: seen with few treated units,
+      e.g. F -22 on df [38, -26]) no F test is reported (``pre_trend_F`` NaN, second df
+      NaN): the p-value is then the Bonferroni-adjusted smallest of the q per-period
+      CR2 t tests with their Bell-McCaffrey df (``pre_trend_test = "bonferroni_t"``), a
+      valid if conservative small-sample test, and ``pre_trend_note`` says why.
+      ``pre_trend_status``: ``"ok"`` (HTZ), ``"fallback"`` (Bonferroni) or
+      ``"not_tested"`` (with the reason in the note).
     """
     _check_alpha(alpha)
     method = "event_study"
@@ -263,7 +271,11 @@ def event_study(
             }
         )
     effects.sort(key=lambda e: e["event_time"])
-    extras.update(se=se, df=df, event_study=effects, **_pre_trend(fit, times, pre_test_periods))
+    pre_p = np.array([e["p_value"] for e in effects if e["event_time"] < 0
+                      and e["event_time"] != reference], dtype=float)  # fmt: skip
+    extras.update(
+        se=se, df=df, event_study=effects, **_pre_trend(fit, times, pre_test_periods, pre_p)
+    )
     return _comparison(
         data,
         arm,
@@ -279,16 +291,22 @@ def event_study(
     )
 
 
-def _pre_trend(fit: ClusteredOLS, times: np.ndarray, last: int | None) -> dict[str, Any]:
+def _pre_trend(
+    fit: ClusteredOLS, times: np.ndarray, last: int | None, p_values: np.ndarray
+) -> dict[str, Any]:
+    """The joint pre-trend test (see :func:`event_study`); ``p_values``: the per-period t
+    tests of the pre-period effects, in the order of ``times < 0``."""
     pre = np.flatnonzero(times < 0)
     if last is not None:
         pre = pre[-last:]
+        p_values = p_values[-last:] if len(p_values) else p_values
     q, n_g = len(pre), fit.n_clusters
     out: dict[str, Any] = {
         "pre_trend_p_value": math.nan,
         "pre_trend_F": math.nan,
         "pre_trend_df": [q, math.nan],
         "pre_trend_test": "HTZ",
+        "pre_trend_status": "not_tested",
     }
     if q == 0:
         out["pre_trend_note"] = "no pre-period effect besides the reference to test"
@@ -302,12 +320,35 @@ def _pre_trend(fit: ClusteredOLS, times: np.ndarray, last: int | None) -> dict[s
     try:
         test = fit.hotelling(np.eye(len(times))[pre])
     except np.linalg.LinAlgError:
-        out["pre_trend_note"] = "the CR2 covariance of the pre-period effects is singular"
+        test = {"F": math.nan, "df2": math.nan, "p_value": math.nan}
+        reason = "the CR2 covariance of the pre-period effects is singular"
+    else:
+        reason = (
+            f"the HTZ F test is not valid here (F {test['F']:.4g} on df [{q}, "
+            f"{test['df2']:.4g}]: its denominator df must be > 0 and F >= 0)"
+        )
+    valid = (
+        math.isfinite(test["F"]) and test["F"] >= 0.0
+        and math.isfinite(test["df2"]) and test["df2"] > 0.0
+        and math.isfinite(test["p_value"])
+    )  # fmt: skip
+    if valid:
+        out.update(
+            pre_trend_p_value=test["p_value"],
+            pre_trend_F=test["F"],
+            pre_trend_df=[q, float(test["df2"])],
+            pre_trend_status="ok",
+        )
+        return out
+    p = np.asarray(p_values, dtype=float)
+    if p.size != q or not np.isfinite(p).all():
+        out["pre_trend_note"] = reason + "; the per-period t tests are not available either"
         return out
     out.update(
-        pre_trend_p_value=test["p_value"],
-        pre_trend_F=test["F"],
-        pre_trend_df=[q, float(test["df2"])],
+        pre_trend_p_value=float(min(1.0, q * p.min())),
+        pre_trend_test="bonferroni_t",
+        pre_trend_status="fallback",
+        pre_trend_note=reason + f"; Bonferroni over the {q} per-period CR2 t tests instead",
     )
     return out
 

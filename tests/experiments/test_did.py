@@ -419,3 +419,34 @@ def test_invalid_did_and_ancova_options():
         did(data, inference="wild", n_boot=0)
     with pytest.raises(ValueError, match="df_method == 'x'"):
         ancova(data, df_method="x")
+
+
+def test_pre_trend_never_reports_an_impossible_f_test():
+    """Two treated units of ten: HTZ's denominator df nu - q + 1 goes negative (F < 0).
+    The test falls back to Bonferroni over the per-period t tests, pinned to the event
+    study's own per-period p-values; the F and its second df are not reported."""
+    data = make_panel(n_units=10, n_periods=20, n_treated=2, n_pre=14, seed=0)
+    result = event_study(data, pre_test_periods=7)
+    extras = result.extras
+    assert extras["pre_trend_status"] == "fallback"
+    assert extras["pre_trend_test"] == "bonferroni_t"
+    assert math.isnan(extras["pre_trend_F"])
+    assert math.isnan(extras["pre_trend_df"][1])
+    assert "not valid" in extras["pre_trend_note"]
+    pre = [e["p_value"] for e in extras["event_study"] if -8 <= e["event_time"] <= -2]
+    assert len(pre) == 7
+    assert extras["pre_trend_p_value"] == pytest.approx(min(1.0, 7 * min(pre)), rel=1e-12)
+    ok = event_study(make_panel(10, 20, 5, n_pre=14, seed=0), pre_test_periods=4).extras
+    assert ok["pre_trend_status"] == "ok"
+    assert ok["pre_trend_F"] >= 0
+    assert ok["pre_trend_df"][1] > 0
+
+
+def test_pre_trend_fallback_keeps_its_level():
+    """A/A: with two treated units of ten the fallback test rejects at most alpha."""
+    p = np.array([
+        event_study(make_panel(10, 12, 2, n_pre=8, seed=31_000 + s), pre_test_periods=5)
+        .extras["pre_trend_p_value"] for s in range(150)
+    ])  # fmt: skip
+    assert np.isfinite(p).all()
+    assert float(np.mean(p < 0.05)) <= 0.065
