@@ -86,11 +86,51 @@ def relative_from_absolute(value: float, treated_post_mean: float) -> float:
     bounds of an interval for the absolute effect gives an interval for the relative one
     with the same coverage (conditional on the observed treated mean). Returns NaN where
     the counterfactual is not positive.
+
+    The map is ``-1 + m / (m - value)``: for a positive counterfactual it lies in
+    ``(-1, inf)``, so no relative bound formed here is ever below -100 %. Relative
+    effects of two means (customer-level tests) go through :func:`relative_of_means`,
+    which keeps the same property.
     """
     denominator = treated_post_mean - value
     if not math.isfinite(value) or not math.isfinite(denominator) or denominator <= 0:
         return math.nan
     return value / denominator
+
+
+def relative_of_means(
+    mean_arm: float,
+    var_arm: float,
+    mean_base: float,
+    var_base: float,
+    q: float,
+    cov: float = 0.0,
+) -> tuple[float, float, float, float]:
+    """``mean_arm / mean_base - 1`` with an interval that cannot cross -100 %.
+
+    ``var_*`` are the variances of the two means (``cov`` their covariance, 0 for
+    independent arms) and ``q`` the critical value of the interval. The interval is the
+    delta-method one on ``log(mean_arm / mean_base)``, ``+- q sqrt(v_a / m_a^2 + v_b / m_b^2
+    - 2 cov / (m_a m_b))``, mapped back by ``exp(x) - 1``: on sales (positive means) the
+    relative effect is above -1 and so are both bounds, whereas the delta-method interval
+    on the ratio itself (``rel +- q rel_se``) runs below -100 % whenever ``rel_se`` is
+    large (seen: -223 %). Returns ``(relative, low, high, rel_se)`` with ``rel_se`` the
+    delta-method standard error of the ratio; all NaN unless both means are positive.
+
+    >>> rel, low, high, _ = relative_of_means(0.5, 0.04, 1.0, 0.01, 1.96)
+    >>> round(rel, 3), round(low, 3), round(high, 3)
+    (-0.5, -0.777, 0.122)
+    """
+    nan = math.nan
+    if not (mean_arm > 0 and mean_base > 0 and math.isfinite(mean_arm * mean_base)):
+        return nan, nan, nan, nan
+    ratio = mean_arm / mean_base
+    log_var = var_arm / mean_arm**2 + var_base / mean_base**2 - 2 * cov / (mean_arm * mean_base)
+    if not (math.isfinite(log_var) and log_var >= 0):
+        return ratio - 1, nan, nan, nan
+    half = q * math.sqrt(log_var)
+    rel_se = ratio * math.sqrt(log_var)
+    return ratio - 1, math.expm1(math.log(ratio) - half), math.expm1(math.log(ratio) + half), rel_se
 
 
 def from_absolute(
