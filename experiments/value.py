@@ -325,3 +325,36 @@ def roll_optimal_n(population: float, sigma: float, s: float) -> float:
     ``sqrt(N / 4 (s / sigma)^2 + (3 / 4 (s / sigma)^2)^2) - 3 / 4 (s / sigma)^2``."""
     r = (s / sigma) ** 2
     return math.sqrt(population / 4 * r + (0.75 * r) ** 2) - 0.75 * r
+
+
+def evsi_arms(
+    priors: list[Normal],
+    ses: list[float],
+    economics: list[Economics],
+    *,
+    n: int = 100_000,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[float, float, float]:
+    """EVSI of a pilot of several variants, of which at most one is rolled out (the one
+    of highest posterior expected profit among those the rule lets go), by Monte Carlo
+    over the preposterior: each arm's posterior mean ``m1 ~ N(m0, tau^2)`` independently
+    (the arms' estimates share the control; the correlation is ignored).
+
+    Returns ``(V_after, V_now, EVSI)``; with one arm ``V_after`` converges to the closed
+    form of :func:`evsi`.
+    """
+    if not (len(priors) == len(ses) == len(economics)) or not priors:
+        raise ValueError("priors, ses, economics: one per arm, at least one arm.")
+    generator = np.random.default_rng(rng)
+    values = np.zeros((n, len(priors)))
+    now = []
+    for a, (prior, se, econ) in enumerate(zip(priors, ses, economics, strict=True)):
+        s1 = 1 / math.sqrt(1 / prior.sd**2 + 1 / se**2)
+        tau = math.sqrt(max(prior.sd**2 - s1**2, 0.0))
+        m1 = prior.mean + tau * generator.standard_normal(n)
+        profit = econ.slope * np.expm1(m1 + s1**2 / 2) - econ.cost
+        values[:, a] = np.where(m1 > econ.go_cut(s1), profit, -np.inf)
+        now.append(econ.value_of_deciding(prior) if econ.go(prior) else -math.inf)
+    after = float(np.maximum(values.max(axis=1), 0.0).mean())
+    v_now = max(0.0, *now)
+    return after, v_now, after - v_now

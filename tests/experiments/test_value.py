@@ -125,3 +125,15 @@ def test_bad_parameters_name_themselves():
         Economics(1.0, 1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="se == 0"):
         posterior(Normal(0, 1), 0.0, 0.0)
+
+
+def test_several_arms_by_monte_carlo_reduce_to_the_closed_form_with_one():
+    from loyalty_pilot.experiments.value import evsi_arms
+
+    prior = Normal(0.004, 0.01)
+    after, now, gain = evsi_arms([prior], [0.01], [ECON], n=400_000, rng=2)
+    assert gain == pytest.approx(evsi(prior, 0.01, ECON), rel=0.02)
+    assert after - now == pytest.approx(gain)
+    # a second arm can only add value (the best of two)
+    _, _, two = evsi_arms([prior, Normal(0.002, 0.01)], [0.01, 0.01], [ECON, ECON], rng=2)
+    assert two > gain * 0.99
