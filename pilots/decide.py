@@ -92,6 +92,19 @@ The rules, in order:
 
 Reasons are ordered: primary interval (arm by arm), guardrails, ROI, quality (sample
 ratio, balance, pre-trend, planned weeks, boundary crossings), head-to-head, extension.
+
+**On money** (``decision.rule: expected_profit``, the default): ``money`` gives, per arm,
+a :class:`MoneyView` (the posterior's expected full-rollout profit, the probability of
+clearing the break-even and of a loss beyond the limit, whether the rule goes, and the
+extension worth buying, if any). Rule 1's interval is then replaced by the money: the
+arm is *above* when the expected profit is positive and the loss probability at most
+its limit (``expected_profit_go``), *open* when it is not but more weeks are worth their
+cost (``expected_profit_open``; its need is those weeks), else *below* (ruled out:
+``expected_profit_negative`` or ``loss_too_likely``). ROI is not read (the expected
+profit is the ROI's numerator), nor ``weeks_to_settle``. Among qualifying arms the one
+of highest expected profit is recommended; ``recommendation_confidence`` is the smallest
+probability that it is the more profitable one over the arms still in play
+(``prob_better``). EXTEND gives ``extend_worth`` with the value and cost of the weeks.
 """
 
 from __future__ import annotations
@@ -116,6 +129,7 @@ __all__ = [
     "BALANCE_MAX_STD_DIFF",
     "SRM_ALPHA",
     "THRESHOLD_SOURCES",
+    "MoneyView",
     "decide",
     "extend_weeks_from_mde",
 ]
@@ -130,6 +144,22 @@ _QUALIFIES = "qualifies"
 _OUT = "out"  # cannot qualify any more (rule 4)
 _DOUBT = "doubt"  # a failed quality check: investigate and rerun (rule 2)
 _OPEN = "open"  # may still qualify (rule 5)
+
+
+@dataclass(frozen=True)
+class MoneyView:
+    """One arm's money figures for the expected-profit rule (see the module docstring).
+
+    ``extend``: (weeks, value, cost) of the extension worth buying, None when none is;
+    ``prob_better``: other arm -> probability this arm is the more profitable one."""
+
+    expected_profit: float
+    prob_above: float
+    prob_loss: float
+    max_loss_probability: float
+    go: bool
+    extend: tuple[int, float, float] | None = None
+    prob_better: Mapping[str, float] = field(default_factory=dict)
 
 
 def _num(value: Any) -> float | None:
@@ -224,8 +254,10 @@ def decide(
     weeks_to_settle: Callable[[str], int | None] | None = None,
     longest_weeks: int | None = None,
     alpha: float = 0.05,
+    money: Mapping[str, MoneyView] | None = None,
 ) -> Decision:
-    """The decision by the rules of the module docstring."""
+    """The decision by the rules of the module docstring (on money when ``money`` is
+    given: one view per arm)."""
     if threshold_source not in THRESHOLD_SOURCES:
         raise ValueError(
             f"threshold_source == {threshold_source!r}, must be one of {THRESHOLD_SOURCES}."
@@ -256,6 +288,27 @@ def decide(
         arm = state[result.arm]
         low, high = _num(result.rel_ci_low), _num(result.rel_ci_high)
         own = per_arm[result.arm]
+        if money is not None:
+            view = money.get(result.arm)
+            if view is None:
+                raise ValueError(f"money: no view of arm {result.arm!r}")
+            figures = {
+                "arm": arm.name,
+                "expected_profit": view.expected_profit,
+                "prob_above": view.prob_above,
+                "prob_loss": view.prob_loss,
+                "max_loss_probability": view.max_loss_probability,
+            }
+            if view.go:
+                arm.position, code, passed = "above", "expected_profit_go", True
+            elif view.extend is not None:
+                arm.position, code, passed = "straddles", "expected_profit_open", None
+            elif view.expected_profit <= 0:
+                arm.position, code, passed = "below", "expected_profit_negative", False
+            else:
+                arm.position, code, passed = "below", "loss_too_likely", False
+            interval_reasons.append(_reason(code, passed, **figures))
+            continue
         if own is None or low is None or high is None:
             arm.position = None
             code, passed = "interval_straddles_threshold", None
@@ -290,6 +343,9 @@ def decide(
             )
         )
     for name, arm in state.items():
+        if money is not None:  # the expected profit is the decision's money figure
+            arm.roi_ok = True
+            continue
         quantiles = roi.get(name)
         mean = None if quantiles is None else _num(quantiles.mean)
         if mean is None:
@@ -364,7 +420,13 @@ def decide(
             arm.state = _QUALIFIES
         else:
             arm.state = _OPEN
-            if arm.position == "straddles" or (arm.position is None and per_arm[name] is not None):
+            if money is not None:
+                view = money[name]
+                if view.extend is not None and arm.position == "straddles":
+                    arm.needs.append(max(int(view.extend[0]), 1))
+            elif arm.position == "straddles" or (
+                arm.position is None and per_arm[name] is not None
+            ):
                 settle = None if weeks_to_settle is None else weeks_to_settle(name)
                 if settle is None and weeks_to_settle is not None:
                     not_enough = True
@@ -386,13 +448,16 @@ def decide(
         )
 
     if qualifying:  # rule 3
-        ranked = sorted(
-            qualifying,
-            key=lambda a: -math.inf if a.relative is None else a.relative,
-            reverse=True,
-        )
+        if money is not None:
+            ranked = sorted(qualifying, key=lambda a: money[a.name].expected_profit, reverse=True)
+        else:
+            ranked = sorted(
+                qualifying,
+                key=lambda a: -math.inf if a.relative is None else a.relative,
+                reverse=True,
+            )
         best = ranked[0]
-        for other in ranked[1:]:
+        for other in ranked[1:] if money is None else ():
             pair = _versus(best.name, other.name, head_to_head)
             if pair is not None and pair[2] is not None and pair[2] < 0:
                 best = other
@@ -402,7 +467,9 @@ def decide(
         for other in rivals:
             pair = _versus(best.name, other.name, head_to_head)
             if pair is None:
-                confidences.append(None)
+                confidences.append(
+                    None if money is None else _num(money[best.name].prob_better.get(other.name))
+                )
                 continue
             difference, low, high, p = pair
             preferred = low is not None and low > 0
@@ -418,7 +485,10 @@ def decide(
                     p_value=p,
                 )
             )
-            confidences.append(None if p is None else 1 - p)
+            if money is not None:
+                confidences.append(_num(money[best.name].prob_better.get(other.name)))
+            else:
+                confidences.append(None if p is None else 1 - p)
         known = [c for c in confidences if c is not None]
         confidence = min(known) if known and len(known) == len(confidences) else None
         return verdict("GO", best.name, confidence)
@@ -432,7 +502,15 @@ def decide(
         if arm.state == _OPEN and arm.needs and None not in arm.needs:
             needs.append(max(arm.needs))
     extend = min(needs) if needs else None
-    if extend is not None:
+    if extend is not None and money is not None:
+        chosen = next(
+            money[a.name].extend
+            for a in state.values()
+            if a.state == _OPEN and a.needs and max(a.needs) == extend
+        )
+        _, value, cost = chosen  # type: ignore[misc]
+        reasons.append(_reason("extend_worth", None, weeks=extend, value=value, cost=cost))
+    elif extend is not None:
         reasons.append(_reason("extend_weeks", None, weeks=extend))
     elif not_enough:
         reasons.append(_reason("extend_not_enough", False, weeks=longest_weeks))

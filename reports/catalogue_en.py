@@ -223,6 +223,24 @@ EN: dict[str, str] = {
     "planned weeks.",
     "reason.sequential_boundary_crossed": "The result for {arm} crossed the early "
     "stopping boundary at look {look}.",
+    "reason.expected_profit_go": "{arm} is expected to earn {expected_profit} at full rollout; the "
+    "chance its uplift clears the break-even is {prob_above}, the chance of"
+    " a large loss {prob_loss} (limit {max_loss_probability}).",
+    "reason.expected_profit_open": "{arm} is expected to earn {expected_profit} at full rollout "
+    "(chance of"
+    " clearing the break-even {prob_above}, of a large loss {prob_loss}, "
+    "limit {max_loss_probability}): not yet enough to go, and more weeks "
+    "are worth their cost.",
+    "reason.expected_profit_negative": "{arm} is expected to lose money at full rollout "
+    "({expected_profit}); "
+    "the chance its uplift clears the break-even is only {prob_above}, "
+    "the chance of a large loss {prob_loss} (limit {max_loss_probability}).",
+    "reason.loss_too_likely": "{arm} is expected to earn {expected_profit}, but the chance of a "
+    "large"
+    " loss, {prob_loss}, is above the limit of {max_loss_probability} "
+    "(chance of clearing the break-even {prob_above}).",
+    "reason.extend_worth": "{weeks} more weeks of pilot are worth {value} in a better decision, "
+    "for a cost of {cost}.",
     "reason.extend_weeks": "About {weeks} more weeks should be enough to settle the decision.",
     "reason.extend_not_enough": "Even {weeks} more weeks would probably not settle the decision.",
     "reason.variant_preferred": "{arm} beats {other} by {difference} (between {low} and "

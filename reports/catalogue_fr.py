@@ -225,6 +225,26 @@ FR: dict[str, str] = {
     "{planned} prévues.",
     "reason.sequential_boundary_crossed": "Le résultat de {arm} a franchi la borne "
     "d'arrêt anticipé au point d'étape {look}.",
+    "reason.expected_profit_go": "{arm} devrait rapporter {expected_profit} au déploiement complet "
+    "; la "
+    "probabilité que son effet dépasse le point mort est de {prob_above}, "
+    "celle d'une forte perte de {prob_loss} (limite "
+    "{max_loss_probability}).",
+    "reason.expected_profit_open": "{arm} devrait rapporter {expected_profit} au déploiement "
+    "complet "
+    "(probabilité de dépasser le point mort {prob_above}, d'une forte perte"
+    " {prob_loss}, limite {max_loss_probability}) : pas encore assez pour y"
+    " aller, et des semaines de plus valent leur coût.",
+    "reason.expected_profit_negative": "{arm} devrait perdre de l'argent au déploiement complet "
+    "({expected_profit}) ; la probabilité que son effet dépasse le point "
+    "mort n'est que de {prob_above}, celle d'une forte perte de {prob_loss} (limite "
+    "{max_loss_probability}).",
+    "reason.loss_too_likely": "{arm} devrait rapporter {expected_profit}, mais la probabilité "
+    "d'une "
+    "forte perte, {prob_loss}, dépasse la limite de {max_loss_probability} "
+    "(probabilité de dépasser le point mort {prob_above}).",
+    "reason.extend_worth": "{weeks} semaines de pilote de plus valent {value} en meilleure "
+    "décision, pour un coût de {cost}.",
     "reason.extend_weeks": "Environ {weeks} semaines de plus devraient suffire pour trancher.",
     "reason.extend_not_enough": "Même {weeks} semaines de plus ne suffiraient sans doute "
     "pas pour trancher.",

@@ -137,3 +137,16 @@ def test_several_arms_by_monte_carlo_reduce_to_the_closed_form_with_one():
     # a second arm can only add value (the best of two)
     _, _, two = evsi_arms([prior, Normal(0.002, 0.01)], [0.01, 0.01], [ECON, ECON], rng=2)
     assert two > gain * 0.99
+
+
+def test_prob_better_matches_a_monte_carlo():
+    from loyalty_pilot.experiments.value import prob_better
+
+    a, b = Normal(0.01, 0.01), Normal(0.006, 0.004)
+    econ_b = Economics.from_break_even(5e5, 0.004, 5e5, 0.1)
+    rng = np.random.default_rng(4)
+    xa = rng.normal(a.mean, a.sd, 1_000_000)
+    xb = rng.normal(b.mean, b.sd, 1_000_000)
+    mc = np.mean(ECON.profit(np.expm1(xa)) > econ_b.profit(np.expm1(xb)))
+    assert prob_better(a, ECON, b, econ_b) == pytest.approx(mc, abs=2e-3)
+    assert prob_better(a, ECON, b, econ_b) + prob_better(b, econ_b, a, ECON) == pytest.approx(1)
