@@ -27,7 +27,7 @@ def run(views: dict[str, MoneyView], guardrails=(), weeks=(12, 12)) -> object:
     return decide(
         arms=[arm(a) for a in views],
         head_to_head=[],
-        threshold={a: 0.005 for a in views},
+        threshold=dict.fromkeys(views, 0.005),
         threshold_source="break_even",
         guardrails=list(guardrails),
         roi={},
