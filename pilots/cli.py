@@ -425,6 +425,12 @@ def check(files: tuple[Path, ...], seed: int, workspace: Path, json_path: Path |
             "the chain's baskets (--workspace DIR)"
         )
     click.echo(comparison_table(reports))
+    if baskets is not None:
+        from loyalty_pilot.pilots.simulate import smart_lines
+
+        checks = [(r.programme.programme, r.smart.to_dict()) for r in reports]
+        for line in smart_lines(checks):
+            click.echo(line)
     write_json(json_path, {"variants": [r.to_dict() for r in reports]})
 
 
@@ -780,7 +786,10 @@ def simulate(
     basket uplift, churn reduction: mean and sd) are drawn DRAWS times. One column per
     variant: cost and its share of revenue, rewards at cost and as perceived, breakage,
     liability, attainability, the break-even uplift (store sales uplift that pays for the
-    programme), projected profit and ROI (P10 / P50 / P90), payback and SMART verdict.
+    programme), projected profit and ROI (P10 / P50 / P90), the payback month (P10 / P50 /
+    P90 over all draws, "beyond H" when not within the horizon) beside the share of draws
+    that pay back, and the SMART verdict (with a year of baskets or less, Attainable and
+    Time-bound are annualized from the members' tenure, said under the table).
     A line above the table says which retention baseline a churn reduction is projected
     on and why: the Pareto/NBD or the BG/NBD (higher log-likelihood), or, when neither
     dropout part is identifiable, empirical retention curves by RFM segment.
@@ -791,7 +800,12 @@ def simulate(
           examples/programmes/gift-catalogue.yaml --workspace ws
       loyalty-pilot simulate a.yaml b.yaml --horizon-months 24 --draws 5000 --json sim.json
     """
-    from loyalty_pilot.pilots.simulate import comparison_table, retention_line
+    from loyalty_pilot.pilots.simulate import (
+        comparison_table,
+        payback_legend,
+        retention_line,
+        smart_lines,
+    )
     from loyalty_pilot.pilots.simulate import simulate as run_simulate
     from loyalty_pilot.pilots.workspace import open_workspace
 
@@ -825,6 +839,9 @@ def simulate(
     if payload["variants"]:  # one baseline, fitted once for every variant
         click.echo(retention_line(payload["variants"][0]["retention"]))
     click.echo(comparison_table(payload["variants"]))
+    click.echo(payback_legend(payload["variants"]))
+    for line in smart_lines([(v["programme"], v["smart"]) for v in payload["variants"]]):
+        click.echo(line)
     write_json(json_path, payload)
 
 

@@ -9,7 +9,15 @@ baseline was used and why (:func:`retention_line`).
 
 The SMART check (and so the attainability) comes from the replay over the whole history,
 like ``loyalty-pilot check``: attainability needs members observed for 12 months, which a
-12-month horizon cannot give. Every other figure is over the projection's horizon.
+12-month horizon cannot give (with a year of baskets or less it is annualized from the
+members' tenure, see :mod:`loyalty_pilot.simulator.smart`; :func:`smart_lines` says so).
+Every other figure is over the projection's horizon.
+
+The payback month (the month from which the cumulative profit stays >= 0) is read over
+all draws: a draw that does not pay back within the horizon counts as later than any
+month, so a percentile is "beyond the horizon" (None in the JSON) when fewer draws than
+its level pay back; no P50 is given unless at least half the draws pay back. The share
+of draws that pay back is printed beside it (:func:`payback_summary`).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class VariantProjection:
             "currency": self.report.programme.currency,
         }
         out.update(self.projection.to_dict())
+        out["payback_month"] = payback_summary(out["payback_month"], out["horizon_months"])
         out["attainable"] = _clean(self.report.smart.letters[2].figure)
         out["smart"] = self.report.smart.to_dict()
         return out
@@ -147,8 +156,24 @@ def _ratio(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _month(value: float | None) -> str:
-    return "never" if value is None else f"{value:.0f}"
+def payback_summary(payback: dict[str, Any], horizon_months: int) -> dict[str, Any]:
+    """The projection's payback percentiles (over all draws, None = not within the
+    horizon) and share paid back, with ``share_not_paid_back``, ``horizon_months``,
+    ``over`` (what the percentiles are taken over) and ``text``, the printed cell."""
+    share = float(payback["share_paid_back"])
+    out = {
+        **payback,
+        "share_not_paid_back": 1.0 - share,
+        "horizon_months": int(horizon_months),
+        "over": "all draws; None: not within the horizon",
+    }
+    bands = " / ".join(_month(payback[k], horizon_months) for k in ("p10", "p50", "p90"))
+    out["text"] = f"{bands} ({share:.0%} of draws pay back within {horizon_months} months)"
+    return out
+
+
+def _month(value: float | None, horizon_months: int) -> str:
+    return f"beyond {horizon_months}" if value is None else f"{value:.0f}"
 
 
 #: (label, function of a variant's JSON dict -> cell)
@@ -168,9 +193,38 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("cost (projected, mean)", lambda d: _money(d["cost"])),
     ("profit P10/P50/P90", lambda d: _band(d["profit"], _money)),
     ("ROI P10/P50/P90", lambda d: _band(d["roi"], _ratio)),
-    ("payback month P50", lambda d: _month(d["payback_month"]["p50"])),
+    (
+        "payback month P10/P50/P90",
+        lambda d: " / ".join(
+            _month(d["payback_month"][k], d["horizon_months"]) for k in ("p10", "p50", "p90")
+        ),
+    ),
+    ("draws paying back", lambda d: _share(d["payback_month"]["share_paid_back"], 0)),
     ("SMART verdict", lambda d: d["smart"]["verdict"]),
 )
+
+
+def payback_legend(variants: list[dict[str, Any]]) -> str:
+    """The line under the table that says how the payback month is read."""
+    months = sorted({int(v["horizon_months"]) for v in variants})
+    horizon = " / ".join(map(str, months)) if months else "?"
+    return (
+        "payback month: the month from which the cumulative profit stays >= 0, percentiles "
+        f"over all draws (beyond {horizon}: not within the horizon, so no P50 unless half "
+        "the draws pay back); draws paying back: their share within the horizon"
+    )
+
+
+def smart_lines(checks: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One line per programme whose Attainable and Time-bound letters were annualized
+    (a year of baskets or less) or not evaluated, with the reason. ``checks``: (name,
+    ``SmartCheck.to_dict()``)."""
+    lines = []
+    for name, smart in checks:
+        note = smart["A"]["note"]
+        if note.startswith("annualized") or "not evaluated" in note:
+            lines.append(f"SMART {name}: attainable and time-bound {note}")
+    return lines
 
 
 def comparison_table(variants: list[dict[str, Any]]) -> str:

@@ -18,6 +18,19 @@ and a verdict.
   ``smart.max_days_to_first_reward`` (365 by default: at least one advantage a year).
 
 A, R and T need a replay; without one they are reported as not evaluated.
+
+**Annualized** A and T: when no member is observed for 12 months (a year of baskets or
+less: members enrol at their first basket), they are estimated from every member
+observed for at least ``MIN_TENURE_DAYS``, each over its own tenure (enrolment to the
+end of the baskets): the share reaching a first advantage within ``H`` days is a
+Kaplan-Meier estimate (a member who has not reached one is censored at its tenure), ``H``
+the longest tenure (under 365 days), and it is scaled to a year at the hazard seen over
+``[0, H]``: ``S(365) = S(H) ** (365 / H)``. The median-frequency band of T uses the
+members' annual basket rates over their tenure, and its median is the Kaplan-Meier
+median of the band (beyond ``H``: ``H * log(2) / -log S(H)``, the same scaling). With
+12 months observed these are the plain shares and medians above. The letters' notes
+say which was used; with no member observed for ``MIN_TENURE_DAYS`` they say why A and
+T are not evaluated.
 """
 
 from __future__ import annotations
@@ -38,6 +51,8 @@ from loyalty_pilot.simulator.programme import (
 from loyalty_pilot.simulator.replay import ReplayResult
 
 LETTERS = ("S", "M", "A", "R", "T")
+YEAR_DAYS = 365
+MIN_TENURE_DAYS = 91  # members observed this long feed the annualized A and T
 NAMES = {
     "S": "simple",
     "M": "measurable",
@@ -158,13 +173,24 @@ def smart_check(programme: Programme, result: ReplayResult | None = None) -> Sma
         for letter in ("A", "R", "T"):
             letters.append(_not_evaluated(programme, letter))
         return SmartCheck(programme.programme, tuple(letters))
-    attainable, observed, days = _attainment(result)
-    note = f"{observed:,} members observed for 12 months"
+    found = _attainment(result)
+    attainable, observed, days = found.share, found.members, found.median_days
+    if found.annualized:
+        note = (
+            f"annualized: {observed:,} members observed {MIN_TENURE_DAYS} to "
+            f"{found.horizon:.0f} days (none for 12 months); Kaplan-Meier on their tenure, "
+            f"scaled from {found.horizon:.0f} to {YEAR_DAYS} days"
+        )
+    else:
+        note = f"{observed:,} members observed for 12 months"
+    missing = (
+        f"no member observed for 12 months nor for {MIN_TENURE_DAYS} days (the longest "
+        f"tenure is {found.horizon:.0f} days): not evaluated"
+    )
     reached = None if observed == 0 else attainable >= thresholds.min_attainable
     letters.append(
         Letter("A", NAMES["A"], attainable, thresholds.min_attainable, ">=",
-               "share of members", reached,
-               note if observed else "no member observed for 12 months: not evaluated")
+               "share of members", reached, note if observed else missing)
     )  # fmt: skip
     share = result.totals["cost_share"]
     budget = programme.economics.budget_share_of_revenue
@@ -176,7 +202,7 @@ def smart_check(programme: Programme, result: ReplayResult | None = None) -> Sma
         Letter("T", NAMES["T"], days, thresholds.max_days_to_first_reward, "<=",
                "days (median-frequency member)",
                None if observed == 0 else days <= thresholds.max_days_to_first_reward,
-               "never within the history" if math.isinf(days) else "")
+               _time_note(found, days, observed, missing))
     )  # fmt: skip
     return SmartCheck(programme.programme, tuple(letters))
 
@@ -192,22 +218,100 @@ def _not_evaluated(programme: Programme, letter: str) -> Letter:
                   "needs the chain's baskets (a workspace)")  # fmt: skip
 
 
-def _attainment(result: ReplayResult) -> tuple[float, int, float]:
-    """(attainable share, members observed, median days for median-frequency members)."""
+def _time_note(found: _Attainment, days: float, observed: int, missing: str) -> str:
+    if observed == 0:
+        return missing
+    if math.isinf(days):
+        return (
+            "never within the history"
+            if not found.annualized
+            else ("annualized: no median-frequency member reached one within its tenure")
+        )
+    return "annualized (see A)" if found.annualized else ""
+
+
+@dataclass(frozen=True)
+class _Attainment:
+    share: float  # reaching a first advantage within a year
+    members: int  # members it is computed on (0: not evaluated)
+    median_days: float  # of the median-frequency members (inf: never)
+    annualized: bool  # from tenures under a year (module docstring)
+    horizon: float  # the longest tenure used, days
+
+
+def _attainment(result: ReplayResult) -> _Attainment:
+    """Attainable share, members it rests on, median days of median-frequency members."""
     members: pd.DataFrame = result.customers
     end = pd.Timestamp(result.end)
-    observed = members[members["enrolled"] <= end - pd.Timedelta(days=365)]
-    if observed.empty:
-        return math.nan, 0, math.nan
+    tenure = (end - members["enrolled"]).dt.days.to_numpy(dtype=float)
+    longest = float(tenure.max()) if len(tenure) else 0.0
+    year = tenure >= YEAR_DAYS
+    if year.any():
+        observed = members[year]
+        days = observed["days_to_first_advantage"].to_numpy(dtype=float)
+        reached = np.isfinite(days) & (days <= YEAR_DAYS)
+        annual = _annual_baskets(result, observed)
+        band = _band(annual)
+        band_days = np.where(np.isfinite(days[band]), days[band], np.inf)
+        median = float(np.median(band_days)) if band.any() else math.nan
+        return _Attainment(float(reached.mean()), len(observed), median, False, longest)
+    pool = tenure >= MIN_TENURE_DAYS
+    if not pool.any():
+        return _Attainment(math.nan, 0, math.nan, False, longest)
+    observed = members[pool]
     days = observed["days_to_first_advantage"].to_numpy(dtype=float)
-    reached = np.isfinite(days) & (days <= 365)
-    share = float(reached.mean())
-    annual = _annual_baskets(result, observed)
+    span = tenure[pool]
+    horizon = float(span.max())
+    survival = _km_survival(days, span, horizon)
+    share = 1.0 - survival ** (YEAR_DAYS / horizon)
+    band = _band(_annual_baskets(result, observed))
+    median = _km_median(days[band], span[band]) if band.any() else math.nan
+    return _Attainment(float(share), len(observed), median, True, horizon)
+
+
+def _band(annual: np.ndarray) -> np.ndarray:
+    """Members with an annual basket rate between the 40th and 60th percentiles."""
     lo, hi = np.percentile(annual, [40, 60])
-    band = (annual >= lo) & (annual <= hi)
-    band_days = np.where(np.isfinite(days[band]), days[band], np.inf)
-    median = float(np.median(band_days)) if band.any() else math.nan
-    return share, len(observed), median
+    return (annual >= lo) & (annual <= hi)
+
+
+def _km_steps(days: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier of the time to a first advantage: event times and S after each.
+
+    ``days``: days to the first advantage (NaN: none yet), ``span``: the tenure at which a
+    member without one is censored (an event after the tenure cannot be seen).
+    """
+    event = np.isfinite(days) & (days <= span)
+    times = np.where(event, days, span)
+    steps = np.unique(times[event])
+    survival = np.empty(len(steps))
+    s = 1.0
+    for i, t in enumerate(steps):
+        at_risk = np.count_nonzero(times >= t)
+        s *= 1.0 - np.count_nonzero(event & (times == t)) / at_risk
+        survival[i] = s
+    return steps, survival
+
+
+def _km_survival(days: np.ndarray, span: np.ndarray, horizon: float) -> float:
+    """S(horizon): the share not yet reaching a first advantage after ``horizon`` days."""
+    steps, survival = _km_steps(days, span)
+    passed = steps <= horizon
+    return float(survival[passed][-1]) if passed.any() else 1.0
+
+
+def _km_median(days: np.ndarray, span: np.ndarray) -> float:
+    """The Kaplan-Meier median days; beyond the longest tenure H, H log 2 / -log S(H)
+    (the hazard seen over [0, H] carried on); inf when nobody reached one."""
+    steps, survival = _km_steps(days, span)
+    below = np.flatnonzero(survival <= 0.5)
+    if below.size:
+        return float(steps[below[0]])
+    horizon = float(span.max())
+    last = float(survival[-1]) if survival.size else 1.0
+    if last >= 1.0:
+        return math.inf
+    return horizon * math.log(2.0) / -math.log(last)
 
 
 def _annual_baskets(result: ReplayResult, observed: pd.DataFrame) -> np.ndarray:

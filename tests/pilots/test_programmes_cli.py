@@ -138,3 +138,29 @@ def test_schema_of_a_pilot_file(tmp_path):
     assert {"pilot", "arms", "pre_period", "test_period", "design", "rollout"} <= set(
         schema["properties"]
     )
+
+
+def test_check_on_52_weeks_annualizes_attainable_and_says_so(tmp_path):
+    ws = open_workspace(tmp_path / "ws")
+    build_chain(ws, stores=3, regions=1, customers=600, weeks=52, seed=2)
+    path = EXAMPLES / "cash-voucher.yaml"
+    out = tmp_path / "c.json"
+    result = run("check", str(path), "--workspace", str(ws.path), "--json", str(out))
+    assert result.exit_code == 0, result.output
+    (variant,) = json.loads(out.read_text())["variants"]
+    smart = variant["smart"]
+    assert smart["verdict"] != "incomplete"
+    assert smart["A"]["pass"] is not None
+    assert smart["T"]["pass"] is not None
+    assert smart["A"]["note"].startswith("annualized: ")
+    line = f"SMART cash-voucher: attainable and time-bound {smart['A']['note']}"
+    assert line in result.output.splitlines()
+    con = ws.connect(read_only=True)
+    try:
+        baskets = workspace_baskets(con)
+    finally:
+        con.close()
+    programme = load_programme(path)
+    assert smart == json.loads(
+        json.dumps(smart_check(programme, replay(baskets, programme)).to_dict())
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -214,3 +215,51 @@ def test_help_has_an_example():
     assert result.exit_code == 0
     assert "Example:" in result.output
     assert "--horizon-months" in result.output
+
+
+def test_payback_is_read_over_all_draws_with_the_share_paid_back(simulated, baskets, rfm):
+    from loyalty_pilot.pilots.simulate import payback_legend
+
+    output, variants = simulated
+    retention = fit_retention(baskets, horizon_months=10, segments=rfm)
+    for path, variant in zip((CASH, GIFT), variants, strict=True):
+        direct = project(baskets, load_programme(path), horizon_months=10, draws=300, seed=5,
+                         retention=retention)  # fmt: skip
+        months = np.sort(direct.samples["payback"])  # inf: not within the horizon
+        payback = variant["payback_month"]
+        for key, q in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9)):
+            value = months[math.ceil(q * len(months)) - 1]  # the draw at that rank
+            assert payback[key] == (None if math.isinf(value) else value), key
+        paid = float(np.isfinite(months).mean())
+        assert payback["share_paid_back"] == pytest.approx(paid)
+        assert payback["share_not_paid_back"] == pytest.approx(1 - paid)
+        assert payback["horizon_months"] == 10
+        assert f"({paid:.0%} of draws pay back within 10 months)" in payback["text"]
+    rows = cells(output, "payback month P10/P50/P90")
+    assert rows == [
+        " / ".join("beyond 10" if v["payback_month"][k] is None else f"{v['payback_month'][k]:.0f}"
+                   for k in ("p10", "p50", "p90"))
+        for v in variants
+    ]  # fmt: skip
+    assert cells(output, "draws paying back") == [
+        f"{v['payback_month']['share_paid_back']:.0%}" for v in variants
+    ]
+    assert payback_legend(variants) in output.splitlines()
+
+
+@pytest.mark.parametrize(("paid", "p50"), [(53, "1"), (47, "beyond 12")])
+def test_no_payback_p50_unless_half_the_draws_pay_back(paid, p50):
+    """The defect: 'payback month P50 1' with 53 % of draws paying back, no share shown."""
+    from loyalty_pilot.pilots.simulate import payback_summary
+
+    months = np.array([1.0] * paid + [np.inf] * (100 - paid))
+    p = {k: np.percentile(months, q, method="inverted_cdf") for k, q in
+         (("p10", 10), ("p50", 50), ("p90", 90))}  # fmt: skip
+    raw = {k: None if math.isinf(v) else float(v) for k, v in p.items()}
+    summary = payback_summary({**raw, "share_paid_back": paid / 100}, 12)
+    assert summary["text"] == f"1 / {p50} / beyond 12 ({paid}% of draws pay back within 12 months)"
+    assert summary["share_not_paid_back"] == pytest.approx(1 - paid / 100)
+    variant = {"horizon_months": 12, "payback_month": summary}
+    cell = dict(ROWS)
+    assert cell["payback month P10/P50/P90"](variant) == f"1 / {p50} / beyond 12"
+    assert cell["draws paying back"](variant) == f"{paid}%"

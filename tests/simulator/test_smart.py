@@ -138,3 +138,77 @@ def test_time_bound_fails_when_the_median_member_never_gets_there():
     assert letters["T"]["figure"] is None  # infinite: never within the history
     assert letters["T"]["pass"] is False
     assert math.isinf(smart_check(p, replay(baskets(rows), p)).letters[4].figure)
+
+
+def test_a_year_of_baskets_is_annualized_by_kaplan_meier_by_hand():
+    # The baskets run from 2024-01-01 to 2024-12-29 (52 weeks): no member is observed for
+    # 12 months. Reward at 100 points. Members observed 91 days or more (tenure to the
+    # end): a, b, c, d, e (363 days), g (181), h (119); z (28 days) is left out.
+    rows = [
+        ("a", "2024-01-01", 60), ("a", "2024-01-11", 50), ("a", "2024-12-29", 5),  # day 10
+        ("b", "2024-01-01", 60), ("b", "2024-03-01", 50),  # day 60
+        ("c", "2024-01-01", 10), ("c", "2024-06-30", 10),  # none: censored at 363
+        ("d", "2024-01-01", 99),  # none: censored at 363
+        ("e", "2024-01-01", 150),  # day 0
+        ("g", "2024-07-01", 50), ("g", "2024-07-06", 60),  # day 5
+        ("h", "2024-09-01", 10),  # none: censored at 119
+        ("z", "2024-12-01", 10),  # 28 days: too short to count
+    ]  # fmt: skip
+    p = programme(
+        earn={"points_per_currency": 1.0},
+        rewards=[{"kind": "cash_voucher", "points": 100, "value": 1.0}],
+        redemption={"rate": 1.0, "validity_days": 30},
+    )
+    check = smart_check(p, replay(baskets(rows), p))
+    letters = check.to_dict()
+    # Kaplan-Meier: day 0 (7 at risk) 6/7, day 5 (6) 5/7, day 10 (5) 4/7, day 60 (4: b, c,
+    # d, h) 3/7; S(363) = 3/7, scaled to a year at the same hazard: (3/7) ** (365 / 363)
+    assert letters["A"]["figure"] == pytest.approx(1 - (3 / 7) ** (365 / 363), rel=1e-12)
+    assert letters["A"]["pass"] is True
+    assert letters["A"]["note"].startswith("annualized: 7 members observed 91 to 363 days")
+    # annual basket rates 365 * baskets / (tenure + 1): d, e 1.003; b, c 2.005; a 3.008;
+    # h 3.042; g 4.011 -> the 40th-60th percentile band is b and c: b at day 60, c
+    # censored at 363 -> the Kaplan-Meier median is 60
+    assert letters["T"]["figure"] == pytest.approx(60)
+    assert letters["T"]["pass"] is True
+    assert check.verdict == "pass"
+
+
+def test_fifty_two_weeks_of_a_chain_give_a_verdict_not_incomplete():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(300):  # members with a weekly-ish habit, first seen over the year
+        first = int(rng.integers(0, 200))
+        days = np.unique(first + np.cumsum(rng.integers(1, 15, size=40)))
+        for day in days[days < 364]:
+            rows.append((f"c{k:03d}", str(pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(day))),
+                         float(rng.uniform(5, 40))))  # fmt: skip
+    p = programme(
+        earn={"points_per_currency": 1.0},
+        rewards=[{"kind": "cash_voucher", "points": 300, "value": 3.0}],
+    )
+    result = replay(baskets(rows), p)
+    assert (pd.Timestamp(result.end) - result.customers["enrolled"]).dt.days.max() < 365
+    check = smart_check(p, result)
+    letters = check.to_dict()
+    assert letters["A"]["pass"] is not None
+    assert letters["T"]["pass"] is not None
+    assert 0 < letters["A"]["figure"] <= 1
+    assert "annualized" in letters["A"]["note"]
+    assert check.verdict in ("pass", "fail")
+
+
+def test_too_short_a_history_says_why_attainable_is_not_evaluated():
+    rows = [(c, "2024-01-01", 10.0) for c in "abc"] + [("a", "2024-02-15", 200.0)]
+    p = programme(
+        earn={"points_per_currency": 1.0},
+        rewards=[{"kind": "cash_voucher", "points": 100, "value": 1.0}],
+    )
+    letters = smart_check(p, replay(baskets(rows), p)).to_dict()
+    assert [letters[x]["pass"] for x in "AT"] == [None, None]
+    assert letters["A"]["note"] == (
+        "no member observed for 12 months nor for 91 days (the longest tenure is 45 days): "
+        "not evaluated"
+    )
