@@ -26,7 +26,7 @@ import pandas as pd
 from .panel import PanelData, PanelError, wide_panel
 from .results import Comparison
 
-METHODS = ("did", "ancova", "ri", "synthetic_control", "event_study")
+METHODS = ("did", "ancova", "ri", "synthetic_control", "event_study", "ratio")
 SCALES = ("auto", "level", "log")
 ZERO_ONE_NAMES = ("control", "treatment")
 """Arm names given to a 0/1 assignment: the control value, then the other one."""
@@ -87,6 +87,7 @@ def evaluate(
     scale: str = "auto",
     ri_draws: Callable[[str, np.ndarray], np.ndarray] | None = None,
     pre_test_periods: int | None = None,
+    adjust: str = "none",
 ) -> Evaluation:
     """Compare every arm of ``assignment`` with the ``control`` arm on ``outcome``.
 
@@ -101,7 +102,10 @@ def evaluate(
             period column a string or date is converted to a timestamp.
         method: ``"did"`` (two-way fixed effects, CR2 with Bell-McCaffrey df),
             ``"ancova"``, ``"ri"`` (randomization inference of ``design``),
-            ``"synthetic_control"`` or ``"event_study"``.
+            ``"synthetic_control"``, ``"event_study"`` or ``"ratio"``
+            (:func:`~loyalty_pilot.experiments.ratio.ratio_did`: the uplift of the treated
+            units' total sales, on the level data whatever ``scale`` says; its extras
+            say ``scale="total"``).
         control: name of the control arm (0/1 assignments: ``"control"``, 0 or 1).
         alpha: level of the two-sided intervals.
         rng: seed or Generator for ``"ri"``. A seed is passed as is to every comparison,
@@ -122,6 +126,8 @@ def evaluate(
         pre_test_periods: for ``"event_study"``: the joint pre-trend test on the last
             this many pre-periods only (with weekly data and few units, all of them are
             more effects than clusters and the test cannot be made).
+        adjust: for ``"ratio"``: ``"none"`` or ``"regression"`` (the stores' pre-period
+            momentum as a covariate, see :mod:`~loyalty_pilot.experiments.ratio`).
         ri_draws: for ``"ri"`` with a design none of ``"complete"``, ``"stratified"``,
             ``"paired"`` covers (rerandomization): ``ri_draws(arm, units)`` returns the
             design's own re-draws for the comparison of ``arm`` with the control, a 0/1
@@ -144,6 +150,17 @@ def evaluate(
         raise ValueError(
             f"design, strata, pairs and ri_draws are used by method='ri' only, not {method!r}."
         )
+    if method == "ratio" and scale == "log":
+        raise ValueError(
+            "scale == 'log' cannot be used with method='ratio': it estimates the uplift of "
+            "total sales on the level data (scale 'auto' or 'level')."
+        )
+    if method != "ratio" and adjust != "none":
+        raise ValueError(f"adjust is used by method='ratio' only, not {method!r}.")
+    if method == "ratio":
+        from .ratio import _check_adjust
+
+        _check_adjust(adjust)
     if method != "synthetic_control" and predictors is not None:
         raise ValueError(f"predictors are used by method='synthetic_control' only, not {method!r}.")
     _check_columns(panel, unit, period, outcome)
@@ -157,7 +174,9 @@ def evaluate(
     arms = [control_name] + [a for a in pd.unique(arms_of) if a != control_name]
     if len(arms) < 2:
         raise PanelError(f"only the control arm {control_name!r}: no other arm to compare")
-    if scale == "auto":
+    if method == "ratio":
+        scale = "total"
+    elif scale == "auto":
         values = pd.to_numeric(panel[outcome], errors="coerce")
         scale = "log" if bool((values > 0).all()) else "level"
     start = _coerce_start(panel[period], start, period)
@@ -196,10 +215,11 @@ def evaluate(
             n_draws=n_draws,
             assignments=None if ri_draws is None else ri_draws(arm, data.units),
             pre_test_periods=pre_test_periods,
+            adjust=adjust,
         )
         if scale == "log":
             comparison = from_log(comparison, level_data.treated_post_mean())
-        else:
+        elif scale == "level":
             comparison = dataclasses.replace(
                 comparison, extras={**comparison.extras, "scale": "level"}
             )
@@ -257,6 +277,10 @@ def _estimate(data: PanelData, method: str, **kw: Any) -> Comparison:
         from .did import ancova
 
         return ancova(data, **labels)
+    if method == "ratio":
+        from .ratio import ratio_did
+
+        return ratio_did(data, adjust=kw["adjust"], **labels)
     if method == "event_study":
         from .did import event_study
 

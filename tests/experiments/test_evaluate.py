@@ -12,6 +12,7 @@ from loyalty_pilot.experiments.did import ancova, did, event_study
 from loyalty_pilot.experiments.evaluate import METHODS, Evaluation, evaluate
 from loyalty_pilot.experiments.panel import PanelError, wide_panel
 from loyalty_pilot.experiments.randomization import randomization_inference
+from loyalty_pilot.experiments.ratio import ratio_did
 from loyalty_pilot.experiments.synthetic_control import synthetic_control
 
 ARMS = ("control", "cash", "gift")
@@ -66,6 +67,7 @@ def direct(panel: pd.DataFrame, assignment: dict, arm: str, method: str, **kw):
         "ri": randomization_inference,
         "synthetic_control": synthetic_control,
         "event_study": event_study,
+        "ratio": ratio_did,
     }[method]
     return function(data, **labels, **kw)
 
@@ -73,6 +75,9 @@ def direct(panel: pd.DataFrame, assignment: dict, arm: str, method: str, **kw):
 def without_scale(comparison) -> dict:
     """The comparison as the estimator gives it: evaluate() only adds the scale used."""
     out = comparison.to_dict()
+    if comparison.method == "ratio":  # its own scale: the total sales
+        assert out["scale"] == "total"
+        return out
     assert out.pop("scale") == "level"
     return out
 
@@ -311,3 +316,53 @@ def test_ri_draws_give_each_comparison_the_designs_own_redraws():
         assert comparison.extras["n_draws"] == 301
     with pytest.raises(ValueError, match="ri_draws are used by method='ri' only"):
         run(panel, assignment, method="did", ri_draws=redraws)
+
+
+# -- method="ratio": the uplift of total sales ---------------------------------------------
+
+
+@pytest.mark.parametrize("scale", ["auto", "level"])
+def test_ratio_uses_level_data_with_unequal_arms(scale):
+    """3 treated stores against every other store; the figures are ratio_did's on levels."""
+    panel, _ = make_panel(per_arm=10, arms=("control",))
+    stores = sorted(panel["store"].unique())
+    assignment = {u: "cash" if k < 3 else "control" for k, u in enumerate(stores)}
+    post = panel["week"] >= START
+    panel = panel.assign(sales=panel["sales"] * np.where(
+        post & panel["store"].map(assignment).eq("cash"), 1.1, 1.0))  # fmt: skip
+    result = evaluate(panel, assignment, unit="store", period="week", outcome="sales",
+                      start=START, method="ratio", scale=scale)  # fmt: skip
+    (comparison,) = result.comparisons
+    expected = direct(panel, assignment, "cash", "ratio", alpha=0.05)
+    assert comparison.to_dict() == expected.to_dict()
+    assert comparison.extras["scale"] == "total"
+    assert (comparison.extras["n_treated"], comparison.extras["n_control"]) == (3, 7)
+    treated = panel["store"].map(assignment).eq("cash")
+    total = panel.groupby([treated, post])["sales"].sum()
+    theta = total[True, True] / (total[True, False] * total[False, True] / total[False, False])
+    assert comparison.relative == pytest.approx(theta - 1, rel=1e-12)
+
+
+def test_ratio_on_a_region_panel_and_with_the_adjustment():
+    panel, _ = make_panel(per_arm=5, n_periods=30, arms=("control", "cash"))
+    by_region = panel.assign(region=panel["store"].str[-1:]).groupby(["region", "week"])
+    regions = by_region["sales"].sum().reset_index()
+    arms = {r: "cash" if r in "0246" else "control" for r in regions["region"].unique()}
+    result = evaluate(regions, arms, unit="region", period="week", outcome="sales", start=20,
+                      method="ratio", adjust="regression")  # fmt: skip
+    (comparison,) = result.comparisons
+    data = wide_panel(regions, unit="region", period="week", outcome="sales",
+                      treated={r: a == "cash" for r, a in arms.items()}, start=20)  # fmt: skip
+    assert comparison.to_dict() == ratio_did(data, arm="cash", metric="sales",
+                                             adjust="regression").to_dict()  # fmt: skip
+    assert comparison.extras["adjust"] == "regression"
+
+
+def test_ratio_refuses_the_log_scale_and_adjust_is_for_ratio_only():
+    panel, assignment = make_panel()
+    with pytest.raises(ValueError, match="scale == 'log' cannot be used with method='ratio'"):
+        run(panel, assignment, method="ratio", scale="log")
+    with pytest.raises(ValueError, match="adjust is used by method='ratio' only"):
+        run(panel, assignment, method="did", adjust="regression")
+    with pytest.raises(ValueError, match="adjust == 'cuped'"):
+        run(panel, assignment, method="ratio", adjust="cuped")
