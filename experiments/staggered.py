@@ -25,14 +25,28 @@ each ATT(g, t) carries its influence function over the units; the aggregates of
 * ``dynamic``: per event time ``e = t - g`` the wave-size weighted mean of the cells
   (with the weights' term); overall the plain mean over ``e >= 0``.
 
-Standard errors are ``sqrt(mean(IF^2) / n)`` over the ``n`` units; intervals are pointwise
-normal ones; a standard error below ``10 sqrt(machine eps)`` is reported as NaN, as R does.
-On the published minimum-wage example (``mpdta``) this reproduces R's ATT(g, t) and the
-simple aggregate -0.039951 (SE 0.012034). One deliberate difference: for the standard
-error of the *overall* group aggregate, R's ``aggte`` (through 2.1.x at least) builds the
-weights' term from the waves of the first ATT(g, t) cells instead of the list of waves;
-here the term uses each wave's own indicator (the formula of Callaway & Sant'Anna). The
-point estimate is the same.
+``inference="normal"`` is R's: standard errors ``sqrt(mean(IF^2) / n)`` over the ``n``
+units and pointwise normal intervals. On the published minimum-wage example (``mpdta``)
+this reproduces R's ATT(g, t) and the simple aggregate -0.039951 (SE 0.012034).
+
+``inference="t"`` (the default) is the small-sample version. Every estimate here is a
+linear combination of group means of the units' changes (a group: the units of one wave,
+or the never-treated units), so its plug-in variance ``sum(IF^2) / n^2`` splits into a
+within-group part ``W_g`` per group, a sum of squares divided by ``N_g`` where an
+unbiased estimate divides by ``N_g - 1``, and a between-group part (the IF's group means,
+non-zero where a cell's control group pools several groups). The default multiplies each
+``W_g`` by ``N_g / (N_g - 1)`` (HC2 for group means), keeps the between part, and takes
+the interval and p-value from Student's t with the Welch-Satterthwaite degrees of freedom
+``(sum V)^2 / sum_g(W_g^2 / (N_g - 1))`` (a group of one unit adds no variance estimate
+and is left out of the df). With few stores per wave the normal intervals over-reject
+(A/A 7.8 % at 5 % with 3 waves of 4 stores and 12 controls, see
+``benchmarks/validity_review.py``); the t intervals keep the level. A standard error
+below ``10 sqrt(machine eps)`` is reported as NaN, as R does.
+
+One deliberate difference: for the standard error of the *overall* group aggregate, R's
+``aggte`` (through 2.1.x at least) builds the weights' term from the waves of the first
+ATT(g, t) cells instead of the list of waves; here the term uses each wave's own
+indicator (the formula of Callaway & Sant'Anna). The point estimate is the same.
 
 :func:`staggered_comparisons` turns a result into one
 :class:`~loyalty_pilot.experiments.results.Comparison` per wave and one for the overall
@@ -56,6 +70,7 @@ from .panel import PanelError
 from .results import Comparison, degenerate, from_absolute
 
 CONTROL_GROUPS = ("never_treated", "not_yet_treated")
+INFERENCES = ("t", "normal")
 BASE_PERIODS = ("varying", "universal")
 BASELINES = {"never_treated": "never treated", "not_yet_treated": "not yet treated"}
 """The ``baseline`` name of the comparisons for each control group."""
@@ -66,22 +81,25 @@ _SE_FLOOR = math.sqrt(np.finfo(float).eps) * 10  # R did: smaller standard error
 @dataclass(frozen=True)
 class Estimate:
     """One aggregated effect: ``att`` with its standard error, pointwise interval at
-    ``1 - alpha`` and two-sided normal p-value (NaN where the standard error is)."""
+    ``1 - alpha`` and two-sided p-value (NaN where the standard error is); ``df`` the t
+    degrees of freedom of the interval (NaN: normal, ``inference="normal"``)."""
 
     att: float
     se: float
     ci_low: float
     ci_high: float
     p_value: float
+    df: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready ``{att, se, ci_low, ci_high, p_value}``, NaN as None."""
+        """JSON-ready ``{att, se, ci_low, ci_high, p_value, df}``, NaN as None."""
         return {
             "att": _plain(self.att),
             "se": _plain(self.se),
             "ci_low": _plain(self.ci_low),
             "ci_high": _plain(self.ci_high),
             "p_value": _plain(self.p_value),
+            "df": _plain(self.df),
         }
 
 
@@ -125,6 +143,7 @@ class StaggeredResult:
     base_period: str = "varying"
     anticipation: int = 0
     notes: tuple[str, ...] = ()
+    inference: str = "t"
 
     @property
     def baseline(self) -> str:
@@ -141,6 +160,7 @@ class StaggeredResult:
             "base_period": self.base_period,
             "anticipation": int(self.anticipation),
             "alpha": self.alpha,
+            "inference": self.inference,
             "n_units": int(self.n_units),
             "att_gt": _records(self.att_gt),
             "overall": self.simple.to_dict(),
@@ -175,6 +195,7 @@ def callaway_santanna(
     base_period: str = "varying",
     alpha: float = 0.05,
     anticipation: int = 0,
+    inference: str = "t",
 ) -> StaggeredResult:
     """Group-time ATTs of a staggered rollout and their aggregates, as R's ``did``.
 
@@ -188,6 +209,8 @@ def callaway_santanna(
         alpha: level of the two-sided pointwise intervals.
         anticipation: periods before ``g`` in which the treatment may already act; the
             base period of wave ``g`` is then the last one before ``g - anticipation``.
+        inference: ``"t"`` (small-sample: group-HC2 variances, Welch-Satterthwaite t) or
+            ``"normal"`` (R's analytic standard errors and normal intervals).
 
     Units treated from the first period on (``g <= first period + anticipation``) have no
     pre-period and are dropped with a note, as R does. With ``"not_yet_treated"`` and no
@@ -202,6 +225,8 @@ def callaway_santanna(
         ValueError: a parameter is invalid (the message names it).
     """
     _check_parameters(control_group, base_period, alpha, anticipation)
+    if inference not in INFERENCES:
+        raise ValueError(f"inference == {inference!r}, must be one of {list(INFERENCES)}.")
     y, periods, g, notes = _prepare(panel, unit, period, outcome, first_treated)
 
     first = periods[0]
@@ -234,7 +259,7 @@ def callaway_santanna(
     if periods.size < 2:
         raise PanelError(f"fewer than two {period}s left: no difference can be taken")
 
-    n = y.shape[0]
+    n = _Variance(g, inference)
     cells, influence = _att_gt(
         y, periods, g, waves, control_group, base_period, anticipation, alpha, n, notes
     )
@@ -249,10 +274,11 @@ def callaway_santanna(
         dynamic=dynamic,
         control_group=control_group,
         alpha=alpha,
-        n_units=n,
+        n_units=n.n,
         base_period=base_period,
         anticipation=anticipation,
         notes=tuple(notes),
+        inference=inference,
     )
 
 
@@ -269,8 +295,8 @@ def staggered_comparisons(result: StaggeredResult, metric: str) -> tuple[Compari
 
     ``n_units`` of a wave is its units plus the most controls any of its cells used;
     overall, every unit. Extras: ``se``, ``wave`` (None overall), ``n_treated``,
-    ``n_control``. A wave without an estimate has status ``"not_identified"``; a zero
-    standard error gives ``"zero_variance"`` with NaN intervals.
+    ``n_control`` and, with ``inference="t"``, ``df``. A wave without an estimate has
+    status ``"not_identified"``; a zero standard error gives ``"zero_variance"`` with NaN intervals.
     """
     baseline = result.baseline
     post = result.att_gt[result.att_gt["post"] & result.att_gt["att"].notna()]
@@ -281,7 +307,9 @@ def staggered_comparisons(result: StaggeredResult, metric: str) -> tuple[Compari
         n_treated = int(row.n_units)
         extras = {"se": row.se, "wave": _plain(row.group), "n_treated": n_treated,
                   "n_control": n_control}  # fmt: skip
-        estimate = Estimate(row.att, row.se, row.ci_low, row.ci_high, row.p_value)
+        if math.isfinite(row.df):
+            extras["df"] = row.df
+        estimate = Estimate(row.att, row.se, row.ci_low, row.ci_high, row.p_value, row.df)
         out.append(
             _comparison(f"wave {_fmt(row.group)}", baseline, metric, estimate,
                         n_treated + n_control, row.treated_mean, result.alpha, extras)
@@ -293,6 +321,8 @@ def staggered_comparisons(result: StaggeredResult, metric: str) -> tuple[Compari
     extras = {"se": result.simple.se, "wave": None,
               "n_treated": int(result.by_group.table["n_units"].sum()),
               "n_control": int(post["n_control"].max()) if len(post) else 0}  # fmt: skip
+    if math.isfinite(result.simple.df):
+        extras["df"] = result.simple.df
     out.append(
         _comparison("overall", baseline, metric, result.simple, result.n_units, treated_mean,
                     result.alpha, extras)
@@ -312,7 +342,7 @@ def _att_gt(
     base_period: str,
     anticipation: int,
     alpha: float,
-    n: int,
+    var: _Variance,
     notes: list[str],
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The ATT(g, t) table and their influence functions (units x cells).
@@ -322,6 +352,7 @@ def _att_gt(
     (DRDID's ``reg_did_panel`` with an intercept only, rescaled by ``n / (N1 + N0)`` as
     ``did`` does), zero for the other units.
     """
+    n = var.n
     rows, columns = [], []
     start = 0 if base_period == "universal" else 1
     for wave in waves:
@@ -336,8 +367,8 @@ def _att_gt(
                    "treated_mean": float(y[treated, t].mean())}  # fmt: skip
             psi = np.zeros(n)
             if base == t:  # universal base period: normalised to 0
-                rows.append({**row, "att": 0.0, "se": math.nan, "n_treated": n_treated,
-                             "n_control": 0})  # fmt: skip
+                rows.append({**row, "att": 0.0, "se": math.nan, "df": math.nan,
+                             "n_treated": n_treated, "n_control": 0})  # fmt: skip
                 columns.append(psi)
                 continue
             if control_group == "never_treated":
@@ -352,33 +383,35 @@ def _att_gt(
                     f"no control unit for wave {_fmt(wave)} in {_fmt(periods[t])}: "
                     "its ATT(g,t) is NaN and left out of the aggregates"
                 )
-                att, se = math.nan, math.nan
+                att, se, df = math.nan, math.nan, math.nan
             else:
                 mu1, mu0 = change[treated].mean(), change[control].mean()
                 att = float(mu1 - mu0)
                 psi[treated] = n * (change[treated] - mu1) / n_treated
                 psi[control] = -n * (change[control] - mu0) / n_control
-                se = _se(psi, n)
-            rows.append({**row, "att": att, "se": se, "n_treated": n_treated,
+                se, df = var.se_df(psi)
+            rows.append({**row, "att": att, "se": se, "df": df, "n_treated": n_treated,
                          "n_control": n_control})  # fmt: skip
             columns.append(psi)
     table = pd.DataFrame(rows)
     table = _with_inference(table, alpha)
     order = ["group", "time", "event_time", "base_time", "post", "att", "se", "ci_low",
-             "ci_high", "p_value", "n_treated", "n_control", "treated_mean"]  # fmt: skip
+             "ci_high", "p_value", "n_treated", "n_control", "treated_mean", "df"]  # fmt: skip
     return table[order], np.column_stack(columns)
 
 
 def _simple(
-    cells: pd.DataFrame, influence: np.ndarray, g: np.ndarray, share: dict, alpha: float, n: int
-) -> Estimate:
+    cells: pd.DataFrame, influence: np.ndarray, g: np.ndarray, share: dict, alpha: float,
+    n: _Variance,
+) -> Estimate:  # fmt: skip
     keep = np.flatnonzero(cells["post"].to_numpy() & cells["att"].notna().to_numpy())
     return _weighted(cells, influence, g, share, keep, alpha, n)
 
 
 def _by_group(
-    cells: pd.DataFrame, influence: np.ndarray, g: np.ndarray, share: dict, alpha: float, n: int
-) -> Aggregation:
+    cells: pd.DataFrame, influence: np.ndarray, g: np.ndarray, share: dict, alpha: float,
+    n: _Variance,
+) -> Aggregation:  # fmt: skip
     valid = cells["post"].to_numpy() & cells["att"].notna().to_numpy()
     groups = cells["group"].to_numpy()
     rows, atts, ifs, waves = [], [], [], []
@@ -390,44 +423,48 @@ def _by_group(
             atts.append(att)
             ifs.append(psi)
             waves.append(wave)
-            se = _se(psi, n)
+            se, df = n.se_df(psi)
         else:
-            att = se = math.nan
+            att = se = df = math.nan
         mean = cells["treated_mean"].to_numpy()[keep].mean() if keep.size else math.nan
-        rows.append({"group": wave, "att": att, "se": se, "n_units": int((g == wave).sum()),
+        rows.append({"group": wave, "att": att, "se": se, "df": df,
+                     "n_units": int((g == wave).sum()),
                      "n_periods": int(keep.size), "treated_mean": float(mean)})  # fmt: skip
     table = _with_inference(pd.DataFrame(rows), alpha)
     table = table[["group", "att", "se", "ci_low", "ci_high", "p_value", "n_units",
-                   "n_periods", "treated_mean"]]  # fmt: skip
+                   "n_periods", "treated_mean", "df"]]  # fmt: skip
     if not waves:
-        return Aggregation(table, _estimate(math.nan, math.nan, alpha))
+        return Aggregation(table, _estimate(math.nan, math.nan, alpha=alpha))
     p = np.array([share[w] for w in waves])
     indicator = np.column_stack([g == w for w in waves]).astype(float)
     psi = np.column_stack(ifs) @ (p / p.sum()) + _weights_if(indicator, p) @ np.array(atts)
     overall = float(np.dot(atts, p) / p.sum())
-    return Aggregation(table, _estimate(overall, _se(psi, n), alpha))
+    return Aggregation(table, _estimate(overall, *n.se_df(psi), alpha=alpha))
 
 
 def _dynamic(
-    cells: pd.DataFrame, influence: np.ndarray, g: np.ndarray, share: dict, alpha: float, n: int
-) -> Aggregation:
+    cells: pd.DataFrame, influence: np.ndarray, g: np.ndarray, share: dict, alpha: float,
+    n: _Variance,
+) -> Aggregation:  # fmt: skip
     valid = cells["att"].notna().to_numpy()
     event = cells["event_time"].to_numpy()
     rows, atts, ifs = [], [], []
     for e in np.unique(event[valid]):
         keep = np.flatnonzero(valid & (event == e))
         att, psi = _combine(cells, influence, g, share, keep)
-        rows.append({"event_time": e, "att": att, "se": _se(psi, n), "n_groups": int(keep.size)})
+        se, df = n.se_df(psi)
+        rows.append({"event_time": e, "att": att, "se": se, "df": df, "n_groups": int(keep.size)})
         if e >= 0:
             atts.append(att)
             ifs.append(psi)
-    columns = ["event_time", "att", "se", "ci_low", "ci_high", "p_value", "n_groups"]
-    table = _with_inference(pd.DataFrame(rows, columns=["event_time", "att", "se", "n_groups"]),
-                            alpha)[columns]  # fmt: skip
+    columns = ["event_time", "att", "se", "ci_low", "ci_high", "p_value", "n_groups", "df"]
+    table = _with_inference(
+        pd.DataFrame(rows, columns=["event_time", "att", "se", "df", "n_groups"]), alpha
+    )[columns]
     if not atts:
-        return Aggregation(table, _estimate(math.nan, math.nan, alpha))
+        return Aggregation(table, _estimate(math.nan, math.nan, alpha=alpha))
     psi = np.column_stack(ifs).mean(axis=1)
-    return Aggregation(table, _estimate(float(np.mean(atts)), _se(psi, n), alpha))
+    return Aggregation(table, _estimate(float(np.mean(atts)), *n.se_df(psi), alpha=alpha))
 
 
 def _weighted(
@@ -437,12 +474,12 @@ def _weighted(
     share: dict,
     keep: np.ndarray,
     alpha: float,
-    n: int,
+    n: _Variance,
 ) -> Estimate:
     if keep.size == 0:
-        return _estimate(math.nan, math.nan, alpha)
+        return _estimate(math.nan, math.nan, alpha=alpha)
     att, psi = _combine(cells, influence, g, share, keep)
-    return _estimate(att, _se(psi, n), alpha)
+    return _estimate(att, *n.se_df(psi), alpha=alpha)
 
 
 def _combine(
@@ -466,21 +503,58 @@ def _weights_if(indicator: np.ndarray, p: np.ndarray) -> np.ndarray:
     return centred / total - np.outer(centred.sum(axis=1), p) / total**2
 
 
-def _se(psi: np.ndarray, n: int) -> float:
-    se = math.sqrt(float(np.mean(psi**2)) / n)
-    return se if se > _SE_FLOOR else math.nan
+class _Variance:
+    """Standard errors and df of estimates from their influence functions over the units.
+
+    ``"normal"``: ``sqrt(mean(IF^2) / n)`` (R) and no df. ``"t"``: per group of units (a
+    wave, or the never-treated) the within-group sum of squares of the IF times
+    ``N_g / (N_g - 1)`` plus the between-group part as it is, over ``n^2``, and the
+    Welch-Satterthwaite df of the within-group parts (see the module docstring).
+    """
+
+    def __init__(self, g: np.ndarray, inference: str):
+        self.n = len(g)
+        self.inference = inference
+        labels, codes, sizes = np.unique(g, return_inverse=True, return_counts=True)
+        self.onehot = (codes[:, None] == np.arange(len(labels))[None, :]).astype(float)
+        self.sizes = sizes.astype(float)
+        self.factor = np.where(sizes > 1, sizes / np.maximum(sizes - 1, 1), 1.0)
+        self.dof = np.where(sizes > 1, sizes - 1.0, np.inf)  # a group of one: no df term
+
+    def se_df(self, psi: np.ndarray) -> tuple[float, float]:
+        """(se, df) of one estimate with influence function ``psi`` (n,); NaN df: normal."""
+        if self.inference == "normal":
+            se = math.sqrt(float(np.mean(psi**2)) / self.n)
+            return (se if se > _SE_FLOOR else math.nan), math.nan
+        squares = psi**2 @ self.onehot
+        between = (psi @ self.onehot) ** 2 / self.sizes  # N_g (mean of psi in g)^2
+        within = self.factor * np.maximum(squares - between, 0.0) / self.n**2
+        total = float(within.sum() + between.sum() / self.n**2)
+        se = math.sqrt(total)
+        if not se > _SE_FLOOR:
+            return math.nan, math.nan
+        denominator = float(np.sum(within**2 / self.dof))
+        df = total**2 / denominator if denominator > 0 else math.inf
+        return se, df
 
 
-def _estimate(att: float, se: float, alpha: float) -> Estimate:
-    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+def _estimate(att: float, se: float, df: float = math.nan, *, alpha: float) -> Estimate:
     if not (math.isfinite(att) and math.isfinite(se)):
-        return Estimate(att, se, math.nan, math.nan, math.nan)
-    p_value = math.erfc(abs(att / se) / math.sqrt(2.0))
-    return Estimate(att, se, att - z * se, att + z * se, p_value)
+        return Estimate(att, se, math.nan, math.nan, math.nan, df)
+    if math.isnan(df) or math.isinf(df):
+        z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+        p_value = math.erfc(abs(att / se) / math.sqrt(2.0))
+    else:
+        from scipy import stats
+
+        z = float(stats.t.ppf(1.0 - alpha / 2.0, df))
+        p_value = float(2.0 * stats.t.sf(abs(att / se), df))
+    return Estimate(att, se, att - z * se, att + z * se, p_value, df)
 
 
 def _with_inference(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    estimates = [_estimate(a, s, alpha) for a, s in zip(table["att"], table["se"], strict=True)]
+    columns = zip(table["att"], table["se"], table["df"], strict=True)
+    estimates = [_estimate(a, s, d, alpha=alpha) for a, s, d in columns]
     return table.assign(
         ci_low=[e.ci_low for e in estimates],
         ci_high=[e.ci_high for e in estimates],

@@ -53,12 +53,12 @@ def mpdta() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def never(mpdta: pd.DataFrame) -> StaggeredResult:
-    return callaway_santanna(mpdta, **COLUMNS)
+    return callaway_santanna(mpdta, **COLUMNS, inference="normal")
 
 
 @pytest.fixture(scope="module")
 def not_yet(mpdta: pd.DataFrame) -> StaggeredResult:
-    return callaway_santanna(mpdta, **COLUMNS, control_group="not_yet_treated")
+    return callaway_santanna(mpdta, **COLUMNS, control_group="not_yet_treated", inference="normal")
 
 
 def cell(result: StaggeredResult, group: int, time: int) -> pd.Series:
@@ -295,7 +295,7 @@ def test_to_dict_is_json_ready(never: StaggeredResult) -> None:
     assert {"group", "time", "att", "se", "ci_low", "ci_high", "n_treated", "n_control",
             "post"} <= set(first)  # fmt: skip
     assert (first["group"], first["time"], first["post"]) == (2004, 2004, True)
-    assert set(out["overall"]) == {"att", "se", "ci_low", "ci_high", "p_value"}
+    assert set(out["overall"]) == {"att", "se", "ci_low", "ci_high", "p_value", "df"}
     assert out["overall"]["att"] == pytest.approx(-0.039951, abs=1e-6)
     assert [r["group"] for r in out["by_group"]["estimates"]] == [2004, 2006, 2007]
     assert [r["event_time"] for r in out["dynamic"]["estimates"]] == list(range(-3, 4))
@@ -388,3 +388,61 @@ def test_input_errors(mpdta: pd.DataFrame) -> None:
 def test_parameter_errors(mpdta: pd.DataFrame, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         callaway_santanna(mpdta, **COLUMNS, **kwargs)
+
+
+# --------------------------------------------------------------------------- small samples
+
+
+def _aa_panel(rng: np.random.Generator, n_never: int, waves: tuple[int, ...], per: int = 4,
+              periods: int = 8, rho: float = 0.5) -> pd.DataFrame:  # fmt: skip
+    """Unit and period effects, AR(1) noise, no effect; ``per`` units in each wave."""
+    n = n_never + per * len(waves)
+    eps = rng.normal(size=(n, periods))
+    noise = np.empty_like(eps)
+    noise[:, 0] = eps[:, 0] / math.sqrt(1 - rho**2)
+    for t in range(1, periods):
+        noise[:, t] = rho * noise[:, t - 1] + eps[:, t]
+    y = 100 + 5 * rng.normal(size=(n, 1)) + 2 * rng.normal(size=(1, periods)) + noise
+    g = np.r_[np.zeros(n_never), np.repeat(waves, per)]
+    return pd.DataFrame({"u": np.repeat(np.arange(n), periods),
+                         "t": np.tile(np.arange(1, periods + 1), n),
+                         "y": y.ravel(), "g": np.repeat(g, periods)})  # fmt: skip
+
+
+def test_t_inference_of_one_cell_is_welch() -> None:
+    """One wave, two periods: the default's se and df are Welch's two-sample ones
+    (sample variances, Welch-Satterthwaite df), computed here with numpy."""
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(11, 2)) * np.r_[[2.0] * 4 + [1.0] * 7][:, None]
+    panel = pd.DataFrame({"u": np.repeat(np.arange(11), 2), "t": np.tile([1, 2], 11),
+                          "y": y.ravel(), "g": np.repeat([2] * 4 + [0] * 7, 2)})  # fmt: skip
+    result = callaway_santanna(panel, unit="u", period="t", outcome="y", first_treated="g")
+    dy = y[:, 1] - y[:, 0]
+    v1, v0 = dy[:4].var(ddof=1) / 4, dy[4:].var(ddof=1) / 7
+    df = (v1 + v0) ** 2 / (v1**2 / 3 + v0**2 / 6)
+    assert result.simple.att == pytest.approx(dy[:4].mean() - dy[4:].mean(), rel=1e-12)
+    assert result.simple.se == pytest.approx(math.sqrt(v1 + v0), rel=1e-10)
+    assert result.simple.df == pytest.approx(df, rel=1e-10)
+    from scipy import stats
+
+    t = abs(result.simple.att) / result.simple.se
+    assert result.simple.p_value == pytest.approx(2 * stats.t.sf(t, df), rel=1e-9)
+    assert result.to_dict()["inference"] == "t"
+
+
+def test_aa_false_positive_rate_with_few_stores_per_wave() -> None:
+    """Placebo: 4 waves of 4 stores, no never-treated unit (the last wave is the control
+    only), not-yet-treated controls. The normal intervals over-reject; the t ones keep
+    the level (benchmarks/validity_review.py measures it over 4,000 draws)."""
+    rng = np.random.default_rng(2024)
+    hits = {"t": [], "normal": []}
+    for _ in range(150):
+        panel = _aa_panel(rng, 0, (4, 5, 6, 7))
+        for inference, out in hits.items():
+            r = callaway_santanna(panel, unit="u", period="t", outcome="y", first_treated="g",
+                                  control_group="not_yet_treated", inference=inference)  # fmt: skip
+            out.append(r.simple.p_value < 0.05)
+    rate_t, rate_normal = float(np.mean(hits["t"])), float(np.mean(hits["normal"]))
+    print(f"A/A at 5 %: t {rate_t:.3f}, normal {rate_normal:.3f}")
+    assert 0.005 <= rate_t <= 0.075
+    assert rate_normal >= rate_t
