@@ -17,6 +17,13 @@ estimator of :mod:`loyalty_pilot.experiments.did` or
   one small (n x 3) regression per placebo, batched.
 * :func:`ri_placebos`: randomization inference with the DiD statistic, the observed
   assignment plus the draws ``W`` of each placebo, one matrix product for all of them.
+* the ratio DiD on total sales: :func:`~loyalty_pilot.experiments.ratio.ratio_fits`, itself
+  batched over pilots (window means of the level history; a multiplicative effect moves
+  its log-ratio estimate by ``log(1 + delta)`` exactly, se and df unchanged).
+
+The arms may differ in size (``controls="all"``: every unit not treated is a control);
+``did_placebos``, ``ancova_placebos`` and the ratio take any ``n - n1``, randomization
+inference equal arms only.
 
 An injected effect moves the outcome linearly: every treated post mean gains ``x g_i``
 (``g_i = 1`` for ``x = log(1 + delta)`` on the log scale, ``g_i = post_i`` for ``x = delta``
@@ -341,13 +348,15 @@ class History:
 
 @dataclass(frozen=True, eq=False)
 class Placebos:
-    """Placebo pilots: start (P,), units (P, 2 per_arm) treated first, their window means."""
+    """Placebo pilots: start (P,), units (P, per_arm + n_control) treated first, their
+    window means (``recent_mean``: over the last ``recent`` pre weeks, or None)."""
 
     starts: np.ndarray
     units: np.ndarray
     pre_mean: np.ndarray
     post_mean: np.ndarray
     per_arm: int
+    recent_mean: np.ndarray | None = None
 
     @classmethod
     def draw(
@@ -359,28 +368,52 @@ class Placebos:
         n_placebos: int,
         draw: Draw,
         rng: np.random.Generator,
+        recent: int = 0,
     ) -> Placebos:
         """``n_placebos`` fake starts uniform on ``[pre, n_periods - weeks]``, assignments
-        from ``draw`` (one call per distinct start), and the pilots' window means."""
+        from ``draw`` (one call per distinct start), and the pilots' window means (over
+        the last ``recent`` pre weeks too when ``recent > 0``)."""
         n_units, n_periods = history.shape
         starts = rng.integers(pre, n_periods - weeks + 1, size=n_placebos)
         units = assign(draw, rng, per_arm, starts, n_units)
         pre_mean, post_mean = history.means(units, starts[:, None], pre, weeks)
-        return cls(starts, units, pre_mean, post_mean, per_arm)
+        recent_mean = None
+        if recent > 0:
+            recent_mean = history.means(units, starts[:, None], recent, 1)[0]
+        return cls(starts, units, pre_mean, post_mean, per_arm, recent_mean)
 
     def fit(
         self, estimator: str, scale: str, rng: np.random.Generator, n_ri_draws: int
     ) -> PlaceboFits | RandomizationFits:
         """The estimator on every placebo; ``g``: how the outcome moves per unit of effect."""
         n1 = self.per_arm
+        if estimator == "ratio":
+            return ratio_placebos(self.post_mean, self.pre_mean, n1, self.recent_mean)
         d = self.post_mean - self.pre_mean
         level = scale == "level"
         if estimator == "did":
             return did_placebos(d, n1, self.post_mean[:, :n1] if level else None)
         if estimator == "ancova":
-            g = self.post_mean * (np.arange(2 * n1) < n1) if level else None
+            g = self.post_mean * (np.arange(d.shape[1]) < n1) if level else None
             return ancova_placebos(self.post_mean, self.pre_mean, n1, g)
         return ri_fits(d, n1, self.post_mean[:, :n1] if level else None, rng, n_ri_draws)
+
+
+def ratio_placebos(
+    post: np.ndarray, pre: np.ndarray, n1: int, recent: np.ndarray | None = None
+) -> PlaceboFits:
+    """The total-sales ratio DiD on every placebo (level window means, treated first).
+
+    The estimate is ``log(1 + theta)``: an effect ``x = log(1 + delta)`` moves it by ``x``
+    with the same se and df (slope 1, ``var1 = var2 = 0``). Degenerate placebos are NaN.
+    """
+    from .ratio import ratio_fits
+
+    fits = ratio_fits(post, pre, n1, recent=recent)
+    n_p = len(post)
+    zero = np.zeros(n_p)
+    p_value = t_p_value(fits.estimate, fits.se, fits.df)
+    return PlaceboFits(fits.estimate, fits.se, fits.df, p_value, np.ones(n_p), zero, zero)
 
 
 def ri_fits(
@@ -413,8 +446,11 @@ def ri_fits(
 def assign(
     draw: Draw, rng: np.random.Generator, per_arm: int, starts: np.ndarray, n_units: int
 ) -> np.ndarray:
-    """(P, 2 per_arm) unit indices of each placebo, treated first: one draw call per start."""
-    units = np.empty((len(starts), 2 * per_arm), dtype=np.intp)
+    """(P, per_arm + n_control) unit indices of each placebo, treated first: one draw call
+    per start. Every row of the draw must hold ``per_arm`` units of code 1 and the same
+    number ``n_control >= 2`` of code 0 (``per_arm``, or every other unit)."""
+    units: np.ndarray | None = None
+    n_control = -1
     values, inverse = np.unique(starts, return_inverse=True)
     for k, start in enumerate(values):
         rows = np.flatnonzero(inverse == k)
@@ -425,11 +461,19 @@ def assign(
                 f"({len(rows)}, {n_units})."
             )
         treated, control = codes == 1, codes == 0
-        if not ((treated.sum(axis=1) == per_arm).all() and (control.sum(axis=1) == per_arm).all()):
+        n0 = control.sum(axis=1)
+        if units is None:
+            n_control = int(n0[0])
+            units = np.empty((len(starts), per_arm + n_control), dtype=np.intp)
+        if not ((treated.sum(axis=1) == per_arm).all() and (n0 == n_control).all()):
             raise ValueError(
-                f"draw must give exactly per_arm == {per_arm} units of code 1 and of code 0 "
-                "in every row."
+                f"draw must give exactly per_arm == {per_arm} units of code 1 and the same "
+                "number of code 0 (per_arm, or every other unit) in every row."
             )
+        if n_control < 2:
+            raise ValueError(f"draw gives {n_control} units of code 0, must give at least 2.")
         units[rows, :per_arm] = np.nonzero(treated)[1].reshape(len(rows), per_arm)
-        units[rows, per_arm:] = np.nonzero(control)[1].reshape(len(rows), per_arm)
+        units[rows, per_arm:] = np.nonzero(control)[1].reshape(len(rows), n_control)
+    if units is None:
+        raise ValueError("starts is empty: no placebo to assign.")
     return units

@@ -150,11 +150,6 @@ def evaluate(
         raise ValueError(
             f"design, strata, pairs and ri_draws are used by method='ri' only, not {method!r}."
         )
-    if method == "ratio" and scale == "log":
-        raise ValueError(
-            "scale == 'log' cannot be used with method='ratio': it estimates the uplift of "
-            "total sales on the level data (scale 'auto' or 'level')."
-        )
     if method != "ratio" and adjust != "none":
         raise ValueError(f"adjust is used by method='ratio' only, not {method!r}.")
     if method == "ratio":

@@ -22,14 +22,21 @@ placebos: the grid of 5 sizes x 3 durations x 1,000 placebos on 500 stores x 104
 takes well under a second (``benchmarks/bench_power.py``, BENCHMARKS.md).
 
 Each cell also carries an analytic cross-check, :func:`analytic_mde` from the between-store
-sd of the unit contrast (DiD, RI) or of the post mean given the pre mean (ANCOVA).
+sd of the unit contrast (DiD, RI) or of the post mean given the pre mean (ANCOVA); none for
+the ratio estimator (its sales weights change with every draw).
+
+``estimator="ratio"`` is :func:`~loyalty_pilot.experiments.ratio.ratio_did`, the uplift of
+the treated stores' total sales, on the level history whatever ``scale`` says (the table's
+scale is then ``"ratio"``: the estimate is the log of the ratio of ratios, shifted by
+``log(1 + delta)`` exactly by an effect ``delta``, its se and df unchanged).
+``controls="all"`` compares ``per_arm`` treated stores with every other store of ``y``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -43,8 +50,9 @@ pilot, 0 control, 1 treated, exactly ``per_arm`` units of 0 and of 1 per row. ``
 the fake start's column in ``y`` (designs matching on pre-period covariates recompute them
 from the weeks before it)."""
 
-ESTIMATORS = ("did", "ancova", "ri")
+ESTIMATORS = ("did", "ancova", "ri", "ratio")
 SCALES = ("log", "level")
+CONTROLS = ("matched", "all")
 
 
 def complete_draw(n_units: int) -> Draw:
@@ -68,6 +76,57 @@ def complete_draw(n_units: int) -> Draw:
         return codes
 
     return draw
+
+
+def all_controls(draw: Draw) -> Draw:
+    """``draw`` with every unit outside the pilot (-1) made a control (0).
+
+    The treated arm is the ``per_arm`` units of code 1 that ``draw`` picks; the control
+    arm is every other unit (what ``controls="all"`` does).
+
+    >>> codes = all_controls(complete_draw(6))(np.random.default_rng(0), 2, 2, 0)
+    >>> [(int((r == 1).sum()), int((r == 0).sum())) for r in codes]
+    [(2, 4), (2, 4)]
+    """
+
+    def every_other(rng: np.random.Generator, per_arm: int, n_draws: int, start: int) -> np.ndarray:
+        codes = np.array(draw(rng, per_arm, n_draws, start), dtype=np.int8, copy=True)
+        codes[codes == -1] = 0
+        return codes
+
+    return every_other
+
+
+@dataclass(frozen=True, eq=False)
+class PlaceboFitsOut:
+    """The per-placebo fits of one cell at zero effect, for other decision rules.
+
+    ``estimate``, ``se``, ``df``: arrays (n_placebos,) on the estimator's ``scale`` (NaN
+    for a degenerate placebo; ``se`` and ``df`` NaN for randomization inference). On the
+    ``"ratio"`` and ``"log"`` scales a true relative effect ``u`` makes a placebo's
+    estimate ``estimate + log1p(u)`` with the same ``se`` and ``df`` (exactly for
+    ``"ratio"`` and for ``"did"``/``"ancova"`` on ``"log"``: the effect multiplies the
+    treated stores' test-period sales), so the placebos give the sampling distribution of
+    the pilot's (estimate, se, df) at any uplift. On the ``"level"`` scale the estimate
+    becomes ``estimate + slope u`` and the variance ``se^2 + 2 var1 u + var2 u^2``
+    (``slope, var1, var2`` given; on the other scales they are 1, 0, 0).
+    ``treated_share``: mean over the placebos of the treated units' share of the test-period
+    sales of every unit of ``y`` (level values), e.g. to cost the pilot from the chain's
+    sales. ``per_arm``: treated units; ``n_control``: control units of each placebo.
+    """
+
+    estimate: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+    per_arm: int
+    weeks: int
+    scale: str
+    estimator: str
+    treated_share: float
+    n_control: int
+    slope: np.ndarray
+    var1: np.ndarray
+    var2: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -103,7 +162,11 @@ class PowerTable:
 
     ``threshold``: the relative effect the pilot must detect (e.g. the programme's
     break-even uplift), None when not given; ``notes``: what the caller should know (a
-    shortened pre-period, the RI draws used).
+    shortened pre-period, the RI draws used); ``controls``: ``"matched"`` (``per_arm``
+    controls) or ``"all"`` (every other unit); ``adjust``: the ratio estimator's
+    adjustment; ``fits``: with ``placebo_power(keep_fits=True)`` one
+    :class:`PlaceboFitsOut` per cell, in the order of ``cells`` (empty otherwise; not in
+    :meth:`to_dict`).
     """
 
     cells: tuple[PowerCell, ...]
@@ -114,6 +177,9 @@ class PowerTable:
     pre_weeks: int
     threshold: float | None
     notes: tuple[str, ...] = ()
+    controls: str = "matched"
+    adjust: str = "none"
+    fits: tuple[PlaceboFitsOut, ...] = field(default=(), compare=False, repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per cell, the :class:`PowerCell` fields as columns."""
@@ -129,6 +195,8 @@ class PowerTable:
             "estimator": self.estimator,
             "scale": self.scale,
             "pre_weeks": self.pre_weeks,
+            "controls": self.controls,
+            "adjust": self.adjust,
             "threshold": _json(self.threshold),
             "notes": list(self.notes),
             "cells": [{k: _json(v) for k, v in asdict(c).items()} for c in self.cells],
@@ -201,6 +269,9 @@ def placebo_power(
     threshold: float | None = None,
     rng: np.random.Generator | int | None = None,
     n_ri_draws: int = 200,
+    controls: str = "matched",
+    adjust: str = "none",
+    keep_fits: bool = False,
 ) -> PowerTable:
     """MDE and false-positive rate of every design of ``sizes x weeks`` by placebo pilots.
 
@@ -219,11 +290,13 @@ def placebo_power(
         alpha: two-sided level of the evaluation's test.
         power: the target power of the MDE.
         estimator: ``"did"`` (two-way FE, CR2 by store, Bell-McCaffrey df), ``"ancova"``
-            (post mean on pre mean, HC2, Bell-McCaffrey df) or ``"ri"`` (randomization
-            inference, DiD statistic), as :func:`~loyalty_pilot.experiments.evaluate.
-            evaluate` computes them.
+            (post mean on pre mean, HC2, Bell-McCaffrey df), ``"ri"`` (randomization
+            inference, DiD statistic) or ``"ratio"`` (the total-sales ratio DiD of
+            :func:`~loyalty_pilot.experiments.ratio.ratio_did`), as
+            :func:`~loyalty_pilot.experiments.evaluate.evaluate` computes them.
         scale: ``"log"`` (the estimator sees ``log(y)``: the evaluation's default for
-            positive sales) or ``"level"``.
+            positive sales) or ``"level"``. Ignored by ``"ratio"`` (level sales; the
+            table's scale is ``"ratio"``).
         threshold: relative effect to detect (0.03 = +3 %), e.g. the break-even uplift;
             gives ``power_at_threshold`` and the default of :meth:`PowerTable.recommend`.
         rng: seed or Generator; the same seed gives the same table.
@@ -232,6 +305,11 @@ def placebo_power(
             for 4 stores per arm at the default). The cost is placebos x draws x stores
             per cell (1,000 x 200 x 48 = 10 M products at 24 per arm): cheap, because the
             RI distribution of a DiD is one matrix product.
+        controls: ``"matched"`` (``per_arm`` controls drawn by ``draw``) or ``"all"``
+            (every unit not treated is a control, :func:`all_controls`; then ``sizes``
+            may go up to ``units - 2``). Not for ``"ri"`` (its kernel draws equal arms).
+        adjust: for ``"ratio"``: ``"none"`` or ``"regression"`` (the momentum covariate).
+        keep_fits: keep every placebo's (estimate, se, df) in ``PowerTable.fits``.
 
     Returns:
         A :class:`PowerTable`. The MDE counts only positive effects (an uplift); the test
@@ -242,8 +320,7 @@ def placebo_power(
     Raises:
         ValueError: a parameter is invalid (the message names it).
     """
-    _check_choice("estimator", estimator, ESTIMATORS)
-    _check_choice("scale", scale, SCALES)
+    scale = _check_setup(estimator, scale, controls, adjust)
     _check_unit("alpha", alpha)
     _check_unit("power", power)
     if threshold is not None:
@@ -251,10 +328,14 @@ def placebo_power(
     _check_int("n_placebos", n_placebos, 1)
     _check_int("n_ri_draws", n_ri_draws, 1)
     _check_int("pre_weeks", pre_weeks, 1)
+    if not isinstance(keep_fits, bool | np.bool_):
+        raise ValueError(f"keep_fits == {keep_fits!r}, must be True or False.")
     _check_rng(rng)
-    history = kernels.History(_check_history(y, scale))
+    level = _check_history(y, "level")
+    history = kernels.History(_check_history(y, scale) if scale != "ratio" else level)
     n_units, n_periods = history.shape
-    sizes, weeks = _grid("sizes", sizes, 2, n_units // 2), _grid("weeks", weeks, 1, None)
+    sizes = _grid("sizes", sizes, 2, _most_treated(n_units, controls))
+    weeks = _grid("weeks", weeks, 1, None)
     notes = []
     for w in weeks:
         pre = _fitting_pre(n_periods, w, pre_weeks)
@@ -266,19 +347,20 @@ def placebo_power(
     if estimator == "ri":
         notes.append(f"randomization inference: {n_ri_draws} sampled assignments per placebo "
                      "(every assignment when there are at most that many)")  # fmt: skip
-    if draw is None:
-        draw = complete_draw(n_units)
+    draw = _draw(draw, n_units, controls)
+    share = kernels.History(level) if keep_fits else None
     streams = np.random.default_rng(rng).spawn(len(sizes) * len(weeks))
-    cells = []
+    cells, kept = [], []
     for i, per_arm in enumerate(sizes):
         for k, w in enumerate(weeks):
-            cells.append(
-                _cell(
-                    history, per_arm, w, min(pre_weeks, n_periods - w), n_placebos, draw,
-                    alpha, power, estimator, scale, threshold, streams[i * len(weeks) + k],
-                    n_ri_draws,
-                )
+            cell, fits = _cell(
+                history, per_arm, w, min(pre_weeks, n_periods - w), n_placebos, draw,
+                alpha, power, estimator, scale, threshold, streams[i * len(weeks) + k],
+                n_ri_draws, adjust, share,
             )  # fmt: skip
+            cells.append(cell)
+            if fits is not None:
+                kept.append(fits)
     return PowerTable(
         cells=tuple(cells),
         alpha=float(alpha),
@@ -288,6 +370,9 @@ def placebo_power(
         pre_weeks=int(pre_weeks),
         threshold=None if threshold is None else float(threshold),
         notes=tuple(notes),
+        controls=controls,
+        adjust=adjust,
+        fits=tuple(kept),
     )
 
 
@@ -297,7 +382,8 @@ class PlaceboSample:
 
     ``starts[j]``: the fake start (a column of ``y``; pre weeks ``[s - pre_weeks, s)``,
     test weeks ``[s, s + weeks)``); ``units[j]``: the pilot's rows of ``y``, the
-    ``per_arm`` treated first; ``estimate, se, df, p_value``: what the estimator returns on
+    ``per_arm`` treated first, then the controls (``per_arm`` of them, or every other unit
+    with ``controls="all"``); ``estimate, se, df, p_value``: what the estimator returns on
     that pilot's panel (the effect on the estimator's scale; ``se`` and ``df`` NaN for
     randomization inference, whose p-value is over ``n_ri_draws`` assignments).
     """
@@ -327,27 +413,29 @@ def placebo_sample(
     scale: str = "log",
     rng: np.random.Generator | int | None = None,
     n_ri_draws: int = 200,
+    controls: str = "matched",
+    adjust: str = "none",
 ) -> PlaceboSample:
     """The placebo pilots of one design, fitted at zero effect (see :func:`placebo_power`).
 
     For diagnostics and for pinning the vectorized estimators to the evaluation's own
-    (each placebo's figures equal ``did``/``ancova``/``randomization_inference`` on the
-    panel ``y[units[j], starts[j] - pre_weeks : starts[j] + weeks]``).
+    (each placebo's figures equal ``did``/``ancova``/``randomization_inference``/
+    ``ratio_did`` on the panel ``y[units[j], starts[j] - pre_weeks : starts[j] + weeks]``).
     """
-    _check_choice("estimator", estimator, ESTIMATORS)
-    _check_choice("scale", scale, SCALES)
+    scale = _check_setup(estimator, scale, controls, adjust)
     _check_int("n_placebos", n_placebos, 1)
     _check_int("n_ri_draws", n_ri_draws, 1)
     _check_int("pre_weeks", pre_weeks, 1)
     _check_rng(rng)
-    history = kernels.History(_check_history(y, scale))
+    history = kernels.History(_check_history(y, "level" if scale == "ratio" else scale))
     n_units, n_periods = history.shape
-    per_arm = _grid("sizes", [per_arm], 2, n_units // 2)[0]
+    per_arm = _grid("sizes", [per_arm], 2, _most_treated(n_units, controls))[0]
     weeks = _grid("weeks", [weeks], 1, None)[0]
     pre = _fitting_pre(n_periods, weeks, pre_weeks)
     generator = np.random.default_rng(rng)
-    draw = draw or complete_draw(n_units)
-    placebos = kernels.Placebos.draw(history, per_arm, weeks, pre, n_placebos, draw, generator)
+    draw = _draw(draw, n_units, controls)
+    placebos = kernels.Placebos.draw(history, per_arm, weeks, pre, n_placebos, draw, generator,
+                                     recent=_recent(estimator, adjust, pre))  # fmt: skip
     fits = placebos.fit(estimator, scale, generator, n_ri_draws)
     if isinstance(fits, kernels.RandomizationFits):
         nan = np.full(n_placebos, np.nan)
@@ -372,9 +460,13 @@ def _cell(
     threshold: float | None,
     rng: np.random.Generator,
     n_ri_draws: int,
-) -> PowerCell:
-    """One design: draw the placebos, fit them, and read the MDE off the power curve."""
-    placebos = kernels.Placebos.draw(history, per_arm, weeks, pre, n_placebos, draw, rng)
+    adjust: str = "none",
+    share: kernels.History | None = None,
+) -> tuple[PowerCell, PlaceboFitsOut | None]:
+    """One design: draw the placebos, fit them, and read the MDE off the power curve;
+    the fits too when ``share`` (the level history, for the treated share) is given."""
+    placebos = kernels.Placebos.draw(history, per_arm, weeks, pre, n_placebos, draw, rng,
+                                     recent=_recent(estimator, adjust, pre))  # fmt: skip
     fits = placebos.fit(estimator, scale, rng, n_ri_draws)
     x_threshold = None if threshold is None else _to_x(threshold, scale)
     at_threshold = None
@@ -395,19 +487,54 @@ def _cell(
         if x_threshold is not None:
             at_threshold = float(rejections.power(x_threshold))
     fpr = float(np.mean(p_zero <= alpha))
-    return PowerCell(
+    kept = None if share is None else _kept(placebos, fits, share, weeks, scale, estimator)
+    n_control = placebos.units.shape[1] - per_arm
+    cell = PowerCell(
         per_arm=per_arm,
         weeks=weeks,
         mde=_to_relative(x_mde, scale),
         power_at_threshold=at_threshold,
         false_positive_rate=fpr,
         fpr_mc_se=math.sqrt(fpr * (1.0 - fpr) / n_placebos),
-        analytic_mde=_analytic(history, per_arm, weeks, pre, alpha, power, scale, estimator),
+        analytic_mde=_analytic(
+            history, per_arm, weeks, pre, alpha, power, scale, estimator, n_control
+        ),
         n_placebos=n_placebos,
         pre_weeks=pre,
         n_starts=len(np.unique(placebos.starts)),
         n_degenerate=int(np.sum(~np.isfinite(p_zero))),
     )
+    return cell, kept
+
+
+def _kept(
+    placebos: kernels.Placebos,
+    fits: kernels.PlaceboFits | kernels.RandomizationFits,
+    share: kernels.History,
+    weeks: int,
+    scale: str,
+    estimator: str,
+) -> PlaceboFitsOut:
+    n_units = share.shape[0]
+    _, post = share.means(placebos.units, placebos.starts[:, None], 1, weeks)
+    _, chain = share.means(np.arange(n_units)[:, None], placebos.starts[None, :], 1, weeks)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        treated = post[:, : placebos.per_arm].sum(axis=1) / chain.sum(axis=0)
+    n_p = len(placebos.starts)
+    if isinstance(fits, kernels.RandomizationFits):
+        nan = np.full(n_p, np.nan)
+        estimate, se, df, slope, var1, var2 = fits.estimate, nan, nan, nan, nan, nan
+    else:
+        estimate, se, df = fits.estimate, fits.se, fits.df
+        slope, var1, var2 = (np.broadcast_to(np.asarray(v, dtype=float), (n_p,)).copy()
+                             for v in (fits.slope, fits.var1, fits.var2))  # fmt: skip
+    return PlaceboFitsOut(
+        estimate=np.asarray(estimate, dtype=float), se=np.asarray(se, dtype=float),
+        df=np.asarray(df, dtype=float), per_arm=placebos.per_arm, weeks=weeks, scale=scale,
+        estimator=estimator, treated_share=float(np.nanmean(treated)),
+        n_control=placebos.units.shape[1] - placebos.per_arm, slope=slope, var1=var1,
+        var2=var2,
+    )  # fmt: skip
 
 
 def _analytic(
@@ -419,13 +546,17 @@ def _analytic(
     power: float,
     scale: str,
     estimator: str,
+    n_control: int,
 ) -> float | None:
     """:func:`analytic_mde` from the between-store sd, pooled over every possible start.
 
-    DiD and RI: sd of ``d_i`` with ``df = 2 per_arm - 2``; ANCOVA: residual sd of the post
-    mean on the pre mean with ``df = 2 per_arm - 3``. Relative: ``exp(x) - 1`` on the log
-    scale, ``x`` over the mean test-period level on the level scale.
+    DiD and RI: sd of ``d_i`` with ``df = per_arm + n_control - 2``; ANCOVA: residual sd of
+    the post mean on the pre mean with ``df = per_arm + n_control - 3``; None for the ratio.
+    Relative: ``exp(x) - 1`` on the log scale, ``x`` over the mean test-period level on the
+    level scale.
     """
+    if estimator == "ratio":
+        return None
     n_units, n_periods = history.shape
     starts = np.arange(pre, n_periods - weeks + 1)[None, :]
     pre_mean, post_mean = history.means(np.arange(n_units)[:, None], starts, pre, weeks)
@@ -434,12 +565,14 @@ def _analytic(
         qc = post_mean - post_mean.mean(axis=0)
         sxx, sxy, syy = (pc * pc).sum(axis=0), (pc * qc).sum(axis=0), (qc * qc).sum(axis=0)
         ssr = syy - sxy * sxy / np.where(sxx > 0, sxx, np.inf)
-        var, df = float(np.mean(ssr / (n_units - 2))), 2 * per_arm - 3
+        var, df = float(np.mean(ssr / (n_units - 2))), per_arm + n_control - 3
     else:
-        var, df = float(np.mean(np.var(post_mean - pre_mean, axis=0, ddof=1))), 2 * per_arm - 2
+        var = float(np.mean(np.var(post_mean - pre_mean, axis=0, ddof=1)))
+        df = per_arm + n_control - 2
     if df < 1 or not math.isfinite(var) or n_units < 3:
         return None
-    x = analytic_mde(math.sqrt(max(var, 0.0)), per_arm, per_arm, alpha=alpha, power=power, df=df)
+    x = analytic_mde(math.sqrt(max(var, 0.0)), per_arm, n_control, alpha=alpha, power=power,
+                     df=df)  # fmt: skip
     if scale == "level":
         level = float(post_mean.mean())
         return x / level if level > 0 else None
@@ -465,13 +598,65 @@ def _check_rng(rng: Any) -> None:
 
 
 def _to_x(relative: float, scale: str) -> float:
-    return math.log1p(relative) if scale == "log" else relative
+    return relative if scale == "level" else math.log1p(relative)
 
 
 def _to_relative(x: float, scale: str) -> float:
     if not math.isfinite(x):
         return x
-    return math.expm1(x) if scale == "log" else x
+    return x if scale == "level" else math.expm1(x)
+
+
+def _check_setup(estimator: str, scale: str, controls: str, adjust: str) -> str:
+    """Validate the estimator's options; returns the scale the fits are on."""
+    _check_choice("estimator", estimator, ESTIMATORS)
+    _check_choice("scale", scale, SCALES)
+    _check_choice("controls", controls, CONTROLS)
+    from .ratio import ADJUSTMENTS
+
+    _check_choice("adjust", adjust, ADJUSTMENTS)
+    if adjust != "none" and estimator != "ratio":
+        raise ValueError(f"adjust == {adjust!r} is for estimator 'ratio' only, not {estimator!r}.")
+    if controls == "all" and estimator == "ri":
+        raise ValueError(
+            "controls == 'all' cannot be used with estimator 'ri': its placebo kernel draws "
+            "two arms of per_arm units (use 'did', 'ancova' or 'ratio')."
+        )
+    return "ratio" if estimator == "ratio" else scale
+
+
+def _most_treated(n_units: int, controls: str) -> int:
+    """Largest ``per_arm``: half the units, or all but two with every other as control."""
+    return n_units // 2 if controls == "matched" else n_units - 2
+
+
+def _draw(draw: Draw | None, n_units: int, controls: str) -> Draw:
+    if draw is None:
+        if controls == "all":
+            return all_controls(_treated_draw(n_units))
+        return complete_draw(n_units)
+    return all_controls(draw) if controls == "all" else draw
+
+
+def _treated_draw(n_units: int) -> Draw:
+    """``per_arm`` treated units at random, no control (for :func:`all_controls`)."""
+
+    def draw(rng: np.random.Generator, per_arm: int, n_draws: int, start: int) -> np.ndarray:
+        order = np.argpartition(rng.random((n_draws, n_units)), per_arm - 1, axis=1)
+        codes = np.full((n_draws, n_units), -1, dtype=np.int8)
+        codes[np.arange(n_draws)[:, None], order[:, :per_arm]] = 1
+        return codes
+
+    return draw
+
+
+def _recent(estimator: str, adjust: str, pre: int) -> int:
+    """Pre weeks of the ratio's momentum covariate (0: none)."""
+    if estimator != "ratio" or adjust == "none":
+        return 0
+    from .ratio import recent_weeks
+
+    return recent_weeks(pre)
 
 
 def _json(value: Any) -> Any:

@@ -2,9 +2,11 @@
 
 Every placebo's estimate, standard error, degrees of freedom and p-value equal ``did``
 (CR2, Bell-McCaffrey df), ``ancova`` (HC2) and ``randomization_inference`` called on that
-placebo's panel, with and without an injected effect (1e-9). The false-positive rate of
-placebo pilots stays in [3.5 %, 6.5 %] at alpha 5 % on a synthetic chain and on i.i.d. data,
-and on an i.i.d. panel the simulated power matches the exact noncentral t power.
+placebo's panel, with and without an injected effect (1e-9), as the total-sales ratio
+equals ``ratio_did``, with equal arms and with every other unit as control. The
+false-positive rate of placebo pilots stays in [3.5 %, 6.5 %] at alpha 5 % on a synthetic
+chain and on i.i.d. data, and on an i.i.d. panel the simulated power matches the exact
+noncentral t power.
 """
 
 from __future__ import annotations
@@ -494,3 +496,136 @@ def test_degenerate_placebos_do_not_reject():
     assert cell.false_positive_rate == 0.0
     assert math.isnan(cell.mde)
     assert table.to_dict()["cells"][0]["mde"] is None
+
+
+# -- the total-sales ratio, every other unit as control, the kept fits ---------------------
+
+
+def panel_of_any(sample, y: np.ndarray, j: int, effect: float = 0.0) -> PanelData:
+    """Placebo ``j`` of ``sample`` on the level scale, arms of any size, rows shuffled."""
+    s, pre, weeks, n1 = sample.starts[j], sample.pre_weeks, sample.weeks, sample.per_arm
+    units = sample.units[j]
+    window = y[units, s - pre : s + weeks].copy()
+    treated = np.arange(len(units)) < n1
+    post = np.arange(pre + weeks) >= pre
+    window[np.ix_(treated, post)] *= 1.0 + effect
+    order = np.random.default_rng(j).permutation(len(units))
+    return PanelData(window[order], units[order], np.arange(pre + weeks), treated[order], post)
+
+
+@pytest.mark.parametrize("controls", ["matched", "all"])
+@pytest.mark.parametrize("adjust", ["none", "regression"])
+def test_ratio_matches_ratio_did_on_every_placebo(controls, adjust):
+    from loyalty_pilot.experiments.ratio import ratio_did
+
+    y = chain_like(n_units=30, seed=22)
+    sample = placebo_sample(y, per_arm=4, weeks=8, pre_weeks=30, n_placebos=6, rng=23,
+                            estimator="ratio", controls=controls, adjust=adjust)  # fmt: skip
+    assert sample.scale == "ratio"
+    assert sample.units.shape == (6, 8 if controls == "matched" else 30)
+    for j in range(6):
+        result = ratio_did(panel_of_any(sample, y, j), adjust=adjust)
+        assert result.status == "ok"
+        assert close(sample.estimate[j], result.extras["log_estimate"])
+        assert close(sample.se[j], result.extras["se"])
+        assert close(sample.df[j], result.extras["df"])
+        assert close(sample.p_value[j], result.p_value)
+        # an effect multiplies the treated test sales: log1p(effect) on the estimate exactly
+        moved = ratio_did(panel_of_any(sample, y, j, effect=0.07), adjust=adjust)
+        assert close(sample.estimate[j] + math.log1p(0.07), moved.extras["log_estimate"])
+        assert close(sample.se[j], moved.extras["se"])
+
+
+@pytest.mark.parametrize("estimator", ["did", "ancova"])
+@pytest.mark.parametrize("scale", ["log", "level"])
+def test_did_and_ancova_with_every_other_unit_as_control(estimator, scale):
+    y = chain_like(n_units=25, seed=24)
+    sample = placebo_sample(y, per_arm=3, weeks=6, pre_weeks=20, n_placebos=4, rng=25,
+                            estimator=estimator, scale=scale, controls="all")  # fmt: skip
+    fn = did if estimator == "did" else ancova
+    for j in range(4):
+        panel = panel_of_any(sample, y, j)
+        if scale == "log":
+            panel = PanelData(np.log(panel.y), panel.units, panel.periods, panel.treated,
+                              panel.post)  # fmt: skip
+        result = fn(panel)
+        assert (result.extras["n_treated"], result.extras["n_control"]) == (3, 22)
+        assert close(sample.estimate[j], result.estimate)
+        assert close(sample.se[j], result.extras["se"])
+        assert close(sample.df[j], result.extras["df"])
+
+
+def test_all_controls_turns_every_unit_outside_the_pilot_into_a_control():
+    from loyalty_pilot.experiments.power import all_controls
+
+    base = complete_draw(12)
+    codes = all_controls(base)(np.random.default_rng(1), 3, 50, 0)
+    again = base(np.random.default_rng(1), 3, 50, 0)
+    assert codes.dtype == np.int8
+    assert ((codes == 1) == (again == 1)).all()  # the same treated units
+    assert ((codes == 0) == (again != 1)).all()  # every other unit a control
+    with pytest.raises(ValueError, match="controls == 'all' cannot be used with estimator 'ri'"):
+        placebo_power(chain_like(), sizes=[4], weeks=[8], pre_weeks=20, estimator="ri",
+                      controls="all")  # fmt: skip
+    with pytest.raises(ValueError, match="adjust == 'regression' is for estimator 'ratio'"):
+        placebo_power(chain_like(), sizes=[4], weeks=[8], pre_weeks=20, adjust="regression")
+    with pytest.raises(ValueError, match="controls == 'some'"):
+        placebo_power(chain_like(), sizes=[4], weeks=[8], pre_weeks=20, controls="some")
+    # with every other unit as control, up to units - 2 can be treated
+    table = placebo_power(chain_like(n_units=10), sizes=[8], weeks=[8], pre_weeks=20,
+                          n_placebos=50, estimator="ratio", controls="all", rng=2)  # fmt: skip
+    assert table.controls == "all"
+    assert table.to_dict()["controls"] == "all"
+
+
+@pytest.mark.parametrize("estimator", ["ratio", "did", "ri"])
+def test_kept_fits_give_the_cells_figures_and_the_treated_share(estimator):
+    y = chain_like(n_units=40, seed=26)
+    kw = {"sizes": [4, 6], "weeks": [6, 10], "pre_weeks": 24, "n_placebos": 400, "rng": 27,
+          "estimator": estimator, "threshold": 0.05}  # fmt: skip
+    table = placebo_power(y, keep_fits=True, **kw)
+    plain = placebo_power(y, **kw)
+    assert table.cells == plain.cells  # keeping the fits changes nothing else
+    assert plain.fits == ()
+    assert "fits" not in table.to_dict()
+    json.dumps(table.to_dict(), allow_nan=False)
+    assert len(table.fits) == len(table.cells)
+    for cell, fits in zip(table.cells, table.fits, strict=True):
+        assert (fits.per_arm, fits.weeks, fits.estimator) == (cell.per_arm, cell.weeks, estimator)
+        assert fits.scale == ("ratio" if estimator == "ratio" else "log")
+        assert fits.estimate.shape == fits.se.shape == fits.df.shape == (400,)
+        assert 0 < fits.treated_share < 1
+        if estimator == "ri":
+            assert np.isnan(fits.se).all()
+            continue
+        p = kernels.t_p_value(fits.estimate, fits.se, fits.df)
+        assert np.mean(p <= 0.05) == pytest.approx(cell.false_positive_rate)
+        # the contract: at a true uplift u the estimate is estimate + log1p(u), same se, df
+        # (the MDE is where the 80th percentile placebo reaches p = alpha: just above it)
+        u = cell.mde
+        shifted = kernels.t_p_value(fits.estimate + math.log1p(u * 1.001), fits.se, fits.df)
+        assert np.mean(shifted <= 0.05) >= 0.8
+        below = kernels.t_p_value(fits.estimate + math.log1p(u * 0.999), fits.se, fits.df)
+        assert np.mean(below <= 0.05) < 0.8
+
+
+def test_treated_share_is_the_treated_units_share_of_the_chains_test_sales():
+    y = chain_like(n_units=20, seed=28)
+    table = placebo_power(y, sizes=[3], weeks=[5], pre_weeks=20, n_placebos=30, rng=29,
+                          estimator="ratio", keep_fits=True)  # fmt: skip
+    # the same stream as the table's only cell: the placebos drawn again by hand
+    stream = np.random.default_rng(29).spawn(1)[0]
+    history = kernels.History(y)
+    placebos = kernels.Placebos.draw(history, 3, 5, 20, 30, complete_draw(20), stream)
+    shares = [y[p[:3], s : s + 5].sum() / y[:, s : s + 5].sum()
+              for p, s in zip(placebos.units, placebos.starts, strict=True)]  # fmt: skip
+    assert table.fits[0].treated_share == pytest.approx(np.mean(shares), rel=1e-9)
+
+
+def test_ratio_false_positive_rate_on_a_synthetic_chain(chain_sales):
+    table = placebo_power(chain_sales, sizes=[8, 12], weeks=[12], pre_weeks=40,
+                          n_placebos=4000, rng=7, estimator="ratio")  # fmt: skip
+    for cell in table.cells:
+        assert 0.035 <= cell.false_positive_rate <= 0.065, cell
+        assert cell.n_degenerate == 0
+        assert cell.analytic_mde is None
