@@ -112,3 +112,68 @@ def test_several_dimensions_and_bad_input():
         subgroup_table({})
     with pytest.raises(ValueError, match="by =="):
         subgroup_table({"a": comp(0.0, 1.0)}, by="estimate")
+
+
+def test_welch_heterogeneity_matches_statsmodels_welch_anova():
+    """Welch's F from (mean, se, df) equals statsmodels' Welch ANOVA on the raw groups."""
+    from statsmodels.stats.oneway import anova_oneway
+
+    from loyalty_pilot.experiments.subgroups import welch_heterogeneity
+
+    rng = np.random.default_rng(3)
+    groups = [rng.normal(m, sd, size=n) for m, sd, n in ((0, 1, 4), (0.5, 2, 5), (1, 0.5, 3))]
+    means = [g.mean() for g in groups]
+    ses = [g.std(ddof=1) / math.sqrt(len(g)) for g in groups]
+    dfs = [len(g) - 1 for g in groups]
+    ours = welch_heterogeneity(means, ses, dfs)
+    ref = anova_oneway(groups, use_var="unequal", welch_correction=True)
+    assert ours["F"] == pytest.approx(ref.statistic, rel=1e-10)
+    assert ours["df2"] == pytest.approx(ref.df[1], rel=1e-10)
+    assert ours["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_table_uses_welch_when_the_subgroups_have_df():
+    comps = {
+        f"r{i}": comp(e, s, df=3.0) for i, (e, s) in enumerate(zip(ESTIMATES, SES, strict=True))
+    }
+    result = subgroup_table(comps, by="region")
+    assert result.het_test == "welch_f"
+    assert result.het_df[0] == 3
+    assert result.het_p_value > result.q_p_value  # Q treats the se's as known
+    d = result.to_dict()["heterogeneity"]
+    assert d["test"] == "welch_f"
+    assert d["p_value"] == pytest.approx(result.het_p_value)
+    assert d["q_p_value"] == pytest.approx(result.q_p_value)
+    assert "Welch's F" in result.caveat
+    no_df = subgroup_table({"a": comp(0.02, 0.01, extras=False), "b": comp(0.0, 0.01)})
+    assert no_df.het_test == "cochran_q"
+
+
+def test_heterogeneity_size_by_region_with_few_stores():
+    """Placebo: 5 regions of 4 stores (2 treated), no effect anywhere, region DiD with
+    CR2 (2 df each). Cochran's Q rejects far too often; Welch's F keeps the level."""
+    from loyalty_pilot.experiments.did import did
+    from loyalty_pilot.experiments.panel import PanelData
+
+    rng = np.random.default_rng(11)
+    n, periods, pre, rho = 4, 16, 10, 0.6
+    q_hits, w_hits = [], []
+    for _ in range(120):
+        comps = {}
+        for r in range(5):
+            eps = rng.normal(size=(n, periods))
+            noise = np.empty_like(eps)
+            noise[:, 0] = eps[:, 0] / math.sqrt(1 - rho**2)
+            for t in range(1, periods):
+                noise[:, t] = rho * noise[:, t - 1] + eps[:, t]
+            y = 100 + 5 * rng.normal(size=(n, 1)) + noise * rng.uniform(0.5, 2, size=(n, 1))
+            treated = np.zeros(n, bool)
+            treated[rng.permutation(n)[:2]] = True
+            post = np.arange(periods) >= pre
+            comps[f"r{r}"] = did(PanelData(y, np.arange(n), np.arange(periods), treated, post))
+        table = subgroup_table(comps, by="region")
+        q_hits.append(table.q_p_value < 0.05)
+        w_hits.append(table.het_p_value < 0.05)
+    print(f"size at 5 %: Cochran's Q {np.mean(q_hits):.3f}, Welch's F {np.mean(w_hits):.3f}")
+    assert float(np.mean(w_hits)) <= 0.09
+    assert float(np.mean(q_hits)) > 0.12
