@@ -59,6 +59,18 @@ def json_option(func: Callable) -> Callable:
     )(func)
 
 
+def version_option(func: Callable) -> Callable:
+    """``--version N``: read that frozen version of the pilot (default: the one whose
+    design hash is the YAML's design's)."""
+    return click.option(
+        "--version",
+        "version",
+        type=click.IntRange(1),
+        default=None,
+        help="Frozen version to read (default: the latest whose design matches the YAML).",
+    )(func)
+
+
 def check_json_path(path: Path | None) -> None:
     """Fail at once (before any long computation) when --json cannot be written."""
     if path is not None and path.parent and not path.parent.exists():
@@ -640,6 +652,7 @@ def rfm(
     "BENCHMARKS.md); relative = exp(effect) - 1. auto: log when every value is positive "
     "[default: auto; with PILOT.yaml, its evaluation.scale].",
 )
+@version_option
 @workspace_option()
 @json_option
 def evaluate(
@@ -661,6 +674,7 @@ def evaluate(
     alpha: float,
     seed: int,
     scale: str | None,
+    version: int | None,
     workspace: Path,
     json_path: Path | None,
 ) -> None:
@@ -668,7 +682,8 @@ def evaluate(
 
     Pilot mode (PILOT.yaml): the frozen assignment of `assign`, evaluated on the
     workspace's store x week panel with the pilot's own method, its control and alpha;
-    randomization inference re-draws the frozen design's own mechanism.
+    randomization inference re-draws the frozen design's own mechanism. The frozen
+    version read is the latest whose design matches the YAML (--version N: that one).
 
     File mode (--data): the panel of a file, with the columns named by the options.
     --method staggered: the arm column holds each unit's first treated period (0 = never;
@@ -685,6 +700,7 @@ def evaluate(
     \b
     Example:
       loyalty-pilot evaluate examples/pilots/cash-vs-gift.yaml --json evaluation.json
+      loyalty-pilot evaluate pilot.yaml --version 1
       loyalty-pilot evaluate --data store_week.csv --unit store_id --arm arm \\
           --outcome sales --period week --start 2026-03-30
       loyalty-pilot evaluate --data panel.parquet --unit store_id --arm arm --outcome sales \\
@@ -709,8 +725,10 @@ def evaluate(
             )
         from loyalty_pilot.pilots.cli_evaluate import _evaluate_pilot
 
-        _evaluate_pilot(pilot_file, data, method, scale, seed, workspace, json_path)
+        _evaluate_pilot(pilot_file, data, method, scale, seed, workspace, json_path, version)
         return
+    if version is not None:
+        raise UserError("evaluate: --version reads a frozen pilot; give PILOT.yaml, not --data")
     if data is None:
         raise UserError(
             "evaluate needs PILOT.yaml (a frozen pilot) or --data FILE with --unit, --arm, "

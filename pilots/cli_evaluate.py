@@ -83,8 +83,9 @@ def _evaluate_pilot(
     seed: int,
     workspace: Path,
     json_path: Path | None,
+    version: int | None = None,
 ) -> None:
-    """``evaluate PILOT.yaml``: the frozen pilot on the workspace."""
+    """``evaluate PILOT.yaml``: the frozen version the YAML describes (or ``version``)."""
     from loyalty_pilot.pilots.customer_analysis import analyse_customer_pilot
     from loyalty_pilot.pilots.evaluate_file import summary_lines
     from loyalty_pilot.pilots.pilot_analysis import analyse_pilot
@@ -99,7 +100,7 @@ def _evaluate_pilot(
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False, read_only=True)
     try:
-        frozen = require_frozen(con, pf, workspace)
+        frozen = require_frozen(con, pf, workspace, version=version, say=progress)
         if frozen.unit_kind == "customer":
             analysis: Any = analyse_customer_pilot(con, pf, frozen)
         else:
@@ -145,7 +146,7 @@ def _demo_pilot(
     from loyalty_pilot.pilots.pilot_freeze import freeze_pilot
     from loyalty_pilot.pilots.pilot_report import analysis_lines, design_lines
     from loyalty_pilot.pilots.pilotspec import load_pilot
-    from loyalty_pilot.pilots.recalibrate import recalibration_lines
+    from loyalty_pilot.pilots.recalibrate import recalibration_lines, save_recalibrations
     from loyalty_pilot.pilots.report_build import build_document
     from loyalty_pilot.reports.render import write_report
     from loyalty_pilot.reports.summary import decision_lines
@@ -181,13 +182,14 @@ def _demo_pilot(
     )
     con = ws.connect()
     try:
-        document, pieces = build_document(
-            con, pf, frozen, seed=seed, progress=progress,
-            recalibrated_dir=ws.path / "recalibrated",
-        )  # fmt: skip
+        document, pieces = build_document(con, pf, frozen, seed=seed, progress=progress)
+        # the demo runs `recalibrate` too: the same recalibration, saved and written
+        recalibrated = save_recalibrations(
+            con, pf, frozen, pieces["recalibrated"], out=ws.path / "recalibrated"
+        )
     finally:
         con.close()
-    analysis, recalibrated = pieces["analysis"], pieces["recalibrated"]
+    analysis = pieces["analysis"]
     primary = analysis.primary.evaluation.to_dict()["comparisons"]
     rows = with_truth(primary)
     click.echo(

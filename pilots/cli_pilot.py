@@ -18,6 +18,7 @@ from loyalty_pilot.pilots.cli import (
     json_option,
     main,
     progress,
+    version_option,
     workspace_option,
     write_json,
 )
@@ -136,17 +137,20 @@ def assign(
 @main.command(context_settings=CONTEXT)
 @PILOT_ARG
 @workspace_option()
+@version_option
 @json_option
-def rollout(pilot_file: Path, workspace: Path, json_path: Path | None) -> None:
+def rollout(pilot_file: Path, workspace: Path, version: int | None, json_path: Path | None) -> None:
     """Show the staged rollout plan and where the pilot stands.
 
     Wave 0 is the frozen pilot; the later waves come from the pilot YAML (by region or by
     share of stores), each gated on a GO for the one before. A holdout of stores stays
-    untreated as controls for evaluating later waves (staggered adoption).
+    untreated as controls for evaluating later waves (staggered adoption). The frozen
+    version is the latest whose design matches the YAML (--version N: that one).
 
     \b
     Example:
       loyalty-pilot rollout examples/pilots/cash-vs-gift.yaml
+      loyalty-pilot rollout pilot.yaml --version 1
     """
     from loyalty_pilot.pilots.pilot_freeze import rollout_plan
     from loyalty_pilot.pilots.pilot_report import rollout_lines
@@ -156,7 +160,7 @@ def rollout(pilot_file: Path, workspace: Path, json_path: Path | None) -> None:
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False, read_only=True)
     try:
-        plan, stage, frozen = rollout_plan(con, pf)
+        plan, stage, frozen = rollout_plan(con, pf, version=version, say=progress)
     finally:
         con.close()
     for line in rollout_lines(pf, plan, stage, frozen):
@@ -184,6 +188,7 @@ def rollout(pilot_file: Path, workspace: Path, json_path: Path | None) -> None:
 @click.option("--horizon-months", default=12, show_default=True, type=click.IntRange(1, 120))
 @click.option("--draws", default=1000, show_default=True, type=click.IntRange(100, 100_000))
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
+@version_option
 @json_option
 def recalibrate(
     pilot_file: Path,
@@ -192,6 +197,7 @@ def recalibrate(
     horizon_months: int,
     draws: int,
     seed: int,
+    version: int | None,
     json_path: Path | None,
 ) -> None:
     """Update the programmes' behavioural assumptions with the pilot's evidence.
@@ -200,10 +206,13 @@ def recalibrate(
     the programme file's response assumptions, precision-weighted; the result is saved as
     a new, versioned assumption set in the workspace (and, with --out, as programme YAML),
     and the full-chain rollout is projected before and after (profit P10 / P50 / P90).
+    The frozen version read is the latest whose design matches the YAML (--version N:
+    that one). Only this command saves assumption sets; decide and report do not.
 
     \b
     Example:
       loyalty-pilot recalibrate examples/pilots/cash-vs-gift.yaml --out recalibrated/
+      loyalty-pilot recalibrate pilot.yaml --version 2
     """
     from loyalty_pilot.pilots.pilot_freeze import require_frozen
     from loyalty_pilot.pilots.pilotspec import load_pilot
@@ -214,7 +223,7 @@ def recalibrate(
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False)
     try:
-        frozen = require_frozen(con, pf, workspace)
+        frozen = require_frozen(con, pf, workspace, version=version, say=progress)
         results = recalibrate_pilot(
             con, pf, frozen, out=out_dir, horizon_months=horizon_months, draws=draws,
             seed=seed,
@@ -226,8 +235,11 @@ def recalibrate(
     write_json(json_path, {"pilot": pf.spec.pilot, "arms": [r.to_dict() for r in results]})
 
 
-def _document(pilot_file: Path, workspace: Path, seed: int, draws: int) -> tuple[Any, Any]:
-    """Build the decision document of the frozen pilot (writes the assumption sets)."""
+def _document(
+    pilot_file: Path, workspace: Path, seed: int, draws: int, version: int | None
+) -> tuple[Any, Any]:
+    """Build the decision document of the frozen version the YAML describes (or
+    ``version``); the workspace's assumption sets are left as they are."""
     from loyalty_pilot.pilots.pilot_freeze import require_frozen
     from loyalty_pilot.pilots.pilotspec import load_pilot
     from loyalty_pilot.pilots.report_build import build_document
@@ -236,7 +248,7 @@ def _document(pilot_file: Path, workspace: Path, seed: int, draws: int) -> tuple
     pf = load_pilot(pilot_file)
     con = open_workspace(workspace).connect(create=False)
     try:
-        frozen = require_frozen(con, pf, workspace)
+        frozen = require_frozen(con, pf, workspace, version=version, say=progress)
         document, _raw = build_document(con, pf, frozen, seed=seed, draws=draws,
                                         progress=progress)  # fmt: skip
     finally:
@@ -250,9 +262,16 @@ def _document(pilot_file: Path, workspace: Path, seed: int, draws: int) -> tuple
 @click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True)
 @click.option("--draws", default=1000, show_default=True, type=click.IntRange(100, 100_000))
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
+@version_option
 @json_option
 def decide(
-    pilot_file: Path, workspace: Path, lang: str, draws: int, seed: int, json_path: Path | None
+    pilot_file: Path,
+    workspace: Path,
+    lang: str,
+    draws: int,
+    seed: int,
+    version: int | None,
+    json_path: Path | None,
 ) -> None:
     """GO / NO-GO / EXTEND for the frozen pilot, with every reason.
 
@@ -261,16 +280,18 @@ def decide(
     break-even uplift by default), the guardrails, the recalibrated full-rollout ROI and
     the quality checks (sample ratio, balance, pre-trend, planned weeks or a sequential
     boundary). EXTEND says how many more weeks would settle it. With several variants,
-    it says which to roll out and how sure we are.
+    it says which to roll out and how sure we are. The frozen version read is the latest
+    whose design matches the YAML (--version N: that one); nothing is saved.
 
     \b
     Example:
       loyalty-pilot decide examples/pilots/cash-vs-gift.yaml --json decision.json
+      loyalty-pilot decide pilot.yaml --version 1
     """
     from loyalty_pilot.reports.summary import decision_lines
 
     check_json_path(json_path)
-    _pf, document = _document(pilot_file, workspace, seed, draws)
+    _pf, document = _document(pilot_file, workspace, seed, draws, version)
     for line in decision_lines(document, lang):
         click.echo(line)
     write_json(json_path, document.to_dict())
@@ -297,9 +318,10 @@ def decide(
 @click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True)
 @click.option("--draws", default=1000, show_default=True, type=click.IntRange(100, 100_000))
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
+@version_option
 def report(
     pilot_file: Path, workspace: Path, out_dir: Path, formats: str, lang: str, draws: int,
-    seed: int,
+    seed: int, version: int | None,
 ) -> None:  # fmt: skip
     """Write the management report of the frozen pilot: the decision and its evidence.
 
@@ -308,7 +330,9 @@ def report(
     schema) and, with the pdf extra, a PDF. Page one: the decision, why, the uplift of
     each arm in plain words, the full-rollout cost and profit (P10 / P50 / P90) and the
     three biggest risks; then the charts, the SMART scorecards, the design, the
-    assumptions, the rollout plan and a reproducibility footer.
+    assumptions, the rollout plan and a reproducibility footer. The frozen version read
+    is the latest whose design matches the YAML (--version N: that one); the workspace's
+    assumption sets are not changed (see `recalibrate`).
 
     \b
     Example:
@@ -325,7 +349,7 @@ def report(
         raise UserError(f"--format {formats!r}: choose among {', '.join(FORMATS)}")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: is a file, not a folder")
-    _pf, document = _document(pilot_file, workspace, seed, draws)
+    _pf, document = _document(pilot_file, workspace, seed, draws, version)
     try:
         written = write_report(document, out_dir, formats=tuple(wanted), lang=lang)
     except RuntimeError as exc:  # e.g. the pdf extra is not installed

@@ -25,18 +25,116 @@ if TYPE_CHECKING:
     from loyalty_pilot.pilots.rollout import RolloutPlan
 
 
-def require_frozen(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile, workspace: Any
-) -> FrozenAssignment:
-    """The pilot's latest frozen version; a UserError when it was never frozen."""
-    from loyalty_pilot.pilots.errors import UserError
-    from loyalty_pilot.pilots.registry import latest
+def yaml_payload(pf: PilotFile, per_arm: int) -> dict[str, Any]:
+    """The design payload (the registry's design hash) of the YAML with ``per_arm`` units
+    per arm, without running the design: :meth:`PilotDesign.design_payload` reads only the
+    arms and the size from the design, the rest from the YAML."""
+    from types import SimpleNamespace
 
-    frozen = latest(con, pf.spec.pilot)
-    if frozen is None:
+    from loyalty_pilot.pilots.pilot_design import PilotDesign
+
+    stand_in = SimpleNamespace(arms=(pf.control(), *pf.variants()), per_arm=per_arm)
+    return PilotDesign.design_payload(stand_in, pf)  # type: ignore[arg-type]
+
+
+def _yaml_per_arm(pf: PilotFile) -> int | None:
+    """The size the YAML fixes (None: the power analysis's recommendation, as frozen)."""
+    design = pf.spec.design
+    if design.method == "synthetic_region":
+        return design.treated_regions
+    return design.units_per_arm
+
+
+def matching_versions(con: duckdb.DuckDBPyConnection, pf: PilotFile) -> tuple[list[int], list[int]]:
+    """(the versions whose design hash is the YAML's design's, every version), oldest first.
+
+    With ``design.units_per_arm: null`` the size is the one each version was frozen with
+    (its snapshot's ``per_arm``): the recommendation is not recomputed.
+    """
+    from loyalty_pilot.pilots.registry import design_hash, get, history
+
+    fixed = _yaml_per_arm(pf)
+    every, matching = [], []
+    hashes: dict[int, str] = {}
+    for row in history(con, pf.spec.pilot):
+        version = int(row["version"])
+        every.append(version)
+        per_arm = fixed
+        if per_arm is None:
+            per_arm = get(con, pf.spec.pilot, version).spec.get("per_arm")
+        if per_arm is None:
+            continue
+        key = int(per_arm)
+        if key not in hashes:
+            hashes[key] = design_hash(yaml_payload(pf, key))
+        if hashes[key] == row["design_hash"]:
+            matching.append(version)
+    return matching, every
+
+
+def require_frozen(
+    con: duckdb.DuckDBPyConnection,
+    pf: PilotFile,
+    workspace: Any,
+    *,
+    version: int | None = None,
+    say: Callable[[str], None] | None = None,
+) -> FrozenAssignment:
+    """The frozen version of the pilot that the YAML describes, said through ``say``.
+
+    Without ``version``: the latest version whose design hash is the YAML's design's
+    (:func:`matching_versions`). With ``version``: that version, which must exist and
+    match the YAML (the YAML's metrics, test period and decision rules are read with it,
+    so another design's version would mix two designs). A UserError when the pilot was
+    never frozen, the version does not exist, or the YAML matches no frozen version.
+    """
+    from loyalty_pilot.pilots.errors import UserError
+    from loyalty_pilot.pilots.registry import get
+
+    pilot = pf.spec.pilot
+    matching, every = matching_versions(con, pf)
+    if not every:
         raise UserError(
-            f"{pf.path}: pilot {pf.spec.pilot} has no frozen assignment in {workspace}; "
+            f"{pf.path}: pilot {pilot} has no frozen assignment in {workspace}; "
             "run `loyalty-pilot assign` first"
+        )
+    listed = ", ".join(map(str, every))
+    if version is not None:
+        if version not in every:
+            raise UserError(f"--version {version}: pilot {pilot} has no version {version} "
+                            f"(versions: {listed})")  # fmt: skip
+        if version not in matching:
+            which = (
+                f"it matches version{'s' if len(matching) > 1 else ''} "
+                f"{', '.join(map(str, matching))}"
+                if matching
+                else "it matches no frozen version"
+            )
+            raise UserError(
+                f"--version {version}: version {version} of pilot {pilot} was frozen from "
+                f"another design than {pf.path} ({which}); read it with the YAML it was "
+                "frozen from"
+            )
+        chosen = version
+    elif not matching:
+        raise UserError(
+            f"{pf.path}: the YAML's design matches no frozen version of pilot {pilot} "
+            f"(versions: {listed}); freeze it with `loyalty-pilot assign {pf.path} "
+            "--new-version`, or put back the design a version was frozen with"
+        )
+    else:
+        chosen = matching[-1]
+    frozen = get(con, pilot, chosen)
+    if say is not None:
+        others = (
+            f"; versions {', '.join(map(str, matching))} match the YAML, --version N reads another"
+            if len(matching) > 1
+            else ""
+        )
+        say(
+            f"reading frozen version {frozen.version} of pilot {pilot} (design hash "
+            f"{frozen.design_hash[:12]}, frozen {frozen.created_at:%Y-%m-%d %H:%M} UTC"
+            f"{others})"
         )
     return frozen
 
@@ -109,17 +207,25 @@ def freeze_pilot(
 
 
 def rollout_plan(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile, data: PilotData | None = None
+    con: duckdb.DuckDBPyConnection,
+    pf: PilotFile,
+    data: PilotData | None = None,
+    *,
+    version: int | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[RolloutPlan, str, FrozenAssignment | None]:
     """The waves around the frozen pilot (or a plan without pilot stores when not frozen),
-    the pilot's stage in words, and the frozen version. ``data``: the pilot's candidates
-    when the caller has already read them."""
+    the pilot's stage in words, and the frozen version: the one the YAML describes, or
+    ``version`` (see :func:`require_frozen`). ``data``: the pilot's candidates when the
+    caller has already read them."""
     from loyalty_pilot.pilots.pilot_data import load_pilot_data
-    from loyalty_pilot.pilots.registry import latest
+    from loyalty_pilot.pilots.registry import history
     from loyalty_pilot.pilots.rollout import pilot_stage, plan_rollout
 
     spec = pf.spec
-    frozen = latest(con, spec.pilot)
+    frozen = None
+    if version is not None or history(con, spec.pilot):
+        frozen = require_frozen(con, pf, "the workspace", version=version, say=say)
     data = data or load_pilot_data(con, pf)
     pilot_stores: list[str] = []
     if frozen is not None and spec.unit != "customer":

@@ -10,11 +10,14 @@ members' share of revenue before it updates a members' response
 the programme's next assumption set in the workspace (versioned, insert-only), written
 out as programme YAML when asked, and the full-chain projection is rerun with it:
 profit, ROI and the break-even uplift with their uncertainty, before and after.
+
+Only ``loyalty-pilot recalibrate`` saves: ``decide`` and ``report`` recalibrate with
+``save=False`` (the same figures, the workspace's assumption sets left as they are).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +41,7 @@ class ArmRecalibration:
     comparison: dict[str, Any]
     members_share: float
     recalibration: Recalibration
-    version: int
+    version: int | None  # the saved assumption set; None when not saved
     before: Projection
     after: Projection
     yaml_path: Path | None = None
@@ -78,17 +81,17 @@ def recalibrate_pilot(
     draws: int = 1000,
     seed: int = 0,
     comparisons: list[dict[str, Any]] | None = None,
+    save: bool = True,
 ) -> list[ArmRecalibration]:
     """Recalibrate every programme arm of the frozen pilot (module docstring).
 
     ``comparisons``: the primary comparisons when the caller already has them (their
-    ``to_dict()``); otherwise the pilot is evaluated here. ``con`` must be writable.
+    ``to_dict()``); otherwise the pilot is evaluated here. ``save``: save each posterior
+    as the programme's next assumption set (``con`` must then be writable); with
+    ``save=False`` nothing is written to the workspace (``out`` still gets the YAML
+    files, their comment saying the set was not saved).
     """
-    from loyalty_pilot.pilots.assumptions import (
-        export_assumptions,
-        observation_from_comparison,
-        save_assumptions,
-    )
+    from loyalty_pilot.pilots.assumptions import observation_from_comparison
     from loyalty_pilot.pilots.panels import customer_rfm
     from loyalty_pilot.pilots.programmes import workspace_baskets
     from loyalty_pilot.simulator.projection import fit_retention, project
@@ -113,7 +116,6 @@ def recalibrate_pilot(
     table = customer_rfm(con)
     rfm = dict(zip(table["customer_id"].astype(str), table["segment"].astype(str), strict=True))
     retention = fit_retention(baskets, horizon_months=horizon_months, segments=rfm)
-    source = f"pilot {pf.spec.pilot} v{frozen.version}"
     results = []
     for arm in pf.variants():
         if arm not in by_arm:
@@ -130,28 +132,66 @@ def recalibrate_pilot(
         update = recalibrate(
             programme.response, **{kind: observation}, members_share=share
         )  # fmt: skip
-        version = save_assumptions(con, programme.programme, update, source)
         after = project(baskets, recalibrated_programme(programme, update), **kwargs)
+        results.append(
+            ArmRecalibration(arm, programme.programme, by_arm[arm], share, update, None,
+                             before, after)
+        )  # fmt: skip
+    if save:
+        return save_recalibrations(con, pf, frozen, results, out=out)
+    if out is not None:
+        results = [_write_unsaved(pf, frozen, r, out) for r in results]
+    return results
+
+
+def _source(pf: PilotFile, frozen: FrozenAssignment) -> str:
+    return f"pilot {pf.spec.pilot} v{frozen.version}"
+
+
+def _yaml_path(out: Path, programme: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return out / f"{programme}.recalibrated.yaml"
+
+
+def _write_unsaved(
+    pf: PilotFile, frozen: FrozenAssignment, r: ArmRecalibration, out: Path
+) -> ArmRecalibration:
+    from loyalty_pilot.pilots.assumptions import write_programme_yaml
+
+    comment = (
+        f"{r.programme}: response assumptions recalibrated by {_source(pf, frozen)}, "
+        "not saved in the workspace (`loyalty-pilot recalibrate` saves them)"
+    )
+    path = write_programme_yaml(
+        pf.programmes[r.arm], r.recalibration.posterior, _yaml_path(out, r.programme),
+        source_comment=comment,
+    )  # fmt: skip
+    return replace(r, yaml_path=path)
+
+
+def save_recalibrations(
+    con: duckdb.DuckDBPyConnection,
+    pf: PilotFile,
+    frozen: FrozenAssignment,
+    results: list[ArmRecalibration],
+    *,
+    out: Path | None = None,
+) -> list[ArmRecalibration]:
+    """Save each arm's posterior as its programme's next assumption set (the same
+    response as the latest set: that version, nothing written) and, with ``out``, write
+    it as programme YAML; the results with their versions and files."""
+    from loyalty_pilot.pilots.assumptions import export_assumptions, save_assumptions
+
+    saved = []
+    for r in results:
+        version = save_assumptions(con, r.programme, r.recalibration, _source(pf, frozen))
         path = None
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
             _, path = export_assumptions(
-                con, programme, out / f"{programme.programme}.recalibrated.yaml", version=version
+                con, pf.programmes[r.arm], _yaml_path(out, r.programme), version=version
             )
-        results.append(
-            ArmRecalibration(
-                arm,
-                programme.programme,
-                by_arm[arm],
-                share,
-                update,
-                version,
-                before,
-                after,
-                path,
-            )
-        )
-    return results
+        saved.append(replace(r, version=version, yaml_path=path))
+    return saved
 
 
 def _primary_comparisons(
@@ -196,5 +236,10 @@ def recalibration_lines(results: list[ArmRecalibration]) -> list[str]:
                 f"{q.p10:,.0f} / {q.p50:,.0f} / {q.p90:,.0f}"
             )
         where = f"; written to {r.yaml_path}" if r.yaml_path else ""
-        lines.append(f"  saved as assumption set v{r.version} of {r.programme}{where}")
+        if r.version is None:
+            lines.append(
+                f"  not saved in the workspace (`loyalty-pilot recalibrate` saves it){where}"
+            )
+        else:
+            lines.append(f"  saved as assumption set v{r.version} of {r.programme}{where}")
     return lines

@@ -109,6 +109,7 @@ def build_document(
         seed=seed,
         comparisons=comparisons,
         out=recalibrated_dir,
+        save=False,  # only `recalibrate` saves assumption sets
     )
     programme_of = {arm: pf.programmes[arm].programme for arm in pf.variants()}
 
