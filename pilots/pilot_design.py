@@ -276,7 +276,9 @@ def run_design(
     for ``min_uplift: break_even``.
     """
     from loyalty_pilot.experiments.assignment import assign, balance_table, pre_period_series
+    from loyalty_pilot.pilots.measurability import check_measurable
 
+    check_measurable(con, pf)  # a guardrail the data cannot measure: refused before any work
     say = progress or (lambda _message: None)
     spec = pf.spec
     say("reading the candidates")
@@ -379,7 +381,9 @@ def _size(
     threshold: float | None,
     notes: list[str],
 ) -> tuple[int, int]:
-    """Units per arm and test weeks: the YAML's, else the recommendation's."""
+    """Units per arm and test weeks: the YAML's, else the recommendation's (a size of the
+    grid the design can draw), else the largest size the design can draw (its strata
+    included), said in ``notes``."""
     design = pf.spec.design
     weeks = pf.spec.test_period.weeks
     n_units = len(data.wide)
@@ -404,13 +408,55 @@ def _size(
                 f"the recommended design runs {recommended.weeks} weeks; the YAML plans {weeks}"
             )
         return recommended.per_arm, weeks
-    largest = n_units // n_arms
+    from loyalty_pilot.experiments.assignment import draw_codes
+
+    # the largest size the design can draw: strata (or matched tuples within strata)
+    # allow fewer than n_units // n_arms; feasibility falls with the size (bisection)
+    units, kwargs = _units_frame(data), _assign_kwargs(pf, data)
+    extra = {k: v for k, v in kwargs.items() if k not in ("method", "wide", "n_treated_regions")}
+
+    def drawable(size: int) -> bool:
+        try:
+            draw_codes(
+                units, n_arms, method=kwargs["method"], per_arm=size, n_draws=1,
+                rng=np.random.default_rng(0), **extra,
+            )  # fmt: skip
+        except ValueError:
+            return False
+        return True
+
+    ceiling = n_units // n_arms
+    largest, low, high = 0, 1, ceiling
+    while low <= high:
+        middle = (low + high) // 2
+        if drawable(middle):
+            largest, low = middle, middle + 1
+        else:
+            high = middle - 1
+    within = f" within its strata ({', '.join(design.stratify_by)})" if "strata" in kwargs else ""
     if largest < 2:
-        raise pf.error(("design", "units_per_arm"), f"{n_units} eligible units for {n_arms} arms")
+        raise pf.error(
+            ("design", "units_per_arm"),
+            f"null (the power analysis's recommendation): the {design.method} design "
+            f"can draw at most {largest} units per arm from {n_units} eligible units for "
+            f"{n_arms} arms{within}; a pilot needs 2",
+        )
+    why = (
+        f" ({n_units} eligible units for {n_arms} arms would allow {ceiling})"
+        if largest < ceiling
+        else ""
+    )
     if table is not None and threshold is not None:
         notes.append(
             f"no design of the grid can detect {threshold:+.1%} at "
             f"{pf.spec.power.target:.0%} power: the pilot would be money spent on noise. "
-            f"Using the largest the chain allows ({largest} per arm) only to learn."
+            f"Using the largest the {design.method} design allows{within}, {largest} per "
+            f"arm{why}, only to learn."
+        )
+    else:
+        notes.append(
+            f"design.units_per_arm is null and there is no power recommendation to take: "
+            f"using the largest the {design.method} design allows{within}, {largest} per "
+            f"arm{why}"
         )
     return largest, weeks

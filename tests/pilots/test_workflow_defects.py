@@ -313,3 +313,110 @@ def test_recalibrate_pilot_with_save_false_writes_nothing(two_versions, tmp_path
     for a, b in zip(unsaved, saved, strict=True):
         assert a.recalibration.posterior == b.recalibration.posterior
         assert a.after.profit.to_dict() == b.after.profit.to_dict()
+
+
+# --------------------------------------------------------------------------- 2. guardrails
+
+
+def test_a_margin_guardrail_without_margins_is_refused_at_design_time(ws, tmp_path):
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    con = open_workspace(ws).connect()
+    try:  # the state an ingest of baskets without a margin column leaves
+        con.execute("UPDATE baskets SET margin = NULL")
+    finally:
+        con.close()
+    pilot = write_pilot(
+        tmp_path,
+        metrics={"primary": "sales", "guardrails": [
+            {"metric": "visits", "margin": 0.05},
+            {"metric": "gross_margin_rate", "margin": 0.01},
+        ]},
+    )  # fmt: skip
+    line = line_of(pilot, "metric: gross_margin_rate")
+    column = pilot.read_text().splitlines()[line - 1].index("metric") + 1
+    expected = (
+        f"Error: {pilot}:{line}:{column}: metrics.guardrails.1.metric: gross_margin_rate "
+        f"cannot be measured: the baskets have no margin column (no basket from {START} to "
+        f"{TEST_START - dt.timedelta(days=1)} has a margin); ingest baskets with a margin "
+        "column or remove this guardrail"
+    )
+    design = run("design", pilot, "--workspace", ws)
+    assert error_line(design) == expected
+    assert "Power by placebo pilots" not in design.output  # refused before any work
+    assert error_line(run("assign", pilot, "--workspace", ws)) == expected
+    assert frozen_versions(ws) == {}  # nothing frozen
+
+
+def test_store_guardrails_in_a_customer_pilot_are_refused_at_design_time(ws, tmp_path):
+    pilot = write_pilot(
+        tmp_path,
+        unit="customer",
+        design={"method": "complete", "units_per_arm": 300},
+        power={"units_per_arm": [300], "weeks": [8], "placebos": 200, "scale": "level"},
+        metrics={"primary": "sales", "guardrails": [
+            {"metric": "visits", "margin": 0.05},
+            {"metric": "programme_cost_share", "margin": 0.02},
+        ]},
+        rollout={"holdout_share": 0.0, "waves": [{"name": "national"}]},
+    )  # fmt: skip
+    line = line_of(pilot, "metric: programme_cost_share")
+    column = pilot.read_text().splitlines()[line - 1].index("metric") + 1
+    expected = (
+        f"Error: {pilot}:{line}:{column}: metrics.guardrails.1.metric: programme_cost_share "
+        "cannot be measured in a customer pilot (unit: customer): the customer-level table "
+        "has no programme_cost_share column (it has sales and visits); remove this guardrail "
+        "or pilot by store"
+    )
+    assert error_line(run("design", pilot, "--workspace", ws)) == expected
+    assert error_line(run("assign", pilot, "--workspace", ws)) == expected
+    assert frozen_versions(ws) == {}
+    # the guardrails a customer pilot measures pass
+    fine = write_pilot(
+        tmp_path, "fine.yaml", unit="customer",
+        design={"method": "complete", "units_per_arm": 300},
+        power={"units_per_arm": [300], "weeks": [8], "placebos": 200, "scale": "level"},
+        metrics={"primary": "sales", "guardrails": [{"metric": "visits", "margin": 0.05}]},
+        rollout={"holdout_share": 0.0, "waves": [{"name": "national"}]},
+    )  # fmt: skip
+    assert run("assign", fine, "--workspace", ws).exit_code == 0
+
+
+# --------------------------------------------------------------------------- 3. null size
+
+
+def test_null_size_in_a_stratified_design_takes_what_the_strata_allow(ws, tmp_path):
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    pilot = write_pilot(
+        tmp_path,
+        arms={"control": None, "cash": str(PROGRAMMES["cash-voucher"])},
+        design={"method": "stratified", "stratify_by": ["region"], "units_per_arm": None},
+        power={"units_per_arm": [2, 3], "weeks": [4], "placebos": 200},
+        decision={"alpha": 0.05, "min_uplift": 0.001},  # no design detects +0.1 %
+    )
+    con = open_workspace(ws).connect(read_only=True)
+    try:
+        counts = [n for (n,) in con.execute(
+            "SELECT count(*) FROM stores GROUP BY region ORDER BY region").fetchall()]  # fmt: skip
+    finally:
+        con.close()
+    allowed = sum(n // 2 for n in counts)  # two arms: the strata's pairs
+    assert allowed < sum(counts) // 2  # the size n // arms cannot be drawn within strata
+    out = tmp_path / "d.json"
+    result = run("design", pilot, "--workspace", ws, "--json", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["recommended"] is None
+    assert payload["per_arm"] == allowed
+    assert payload["assignment"]["counts"] == {"cash": allowed, "control": allowed}
+    note = next(n for n in payload["notes"] if n.startswith("no design of the grid"))
+    assert (
+        f"Using the largest the stratified design allows within its strata (region), "
+        f"{allowed} per arm ({sum(counts)} eligible units for 2 arms would allow "
+        f"{sum(counts) // 2}), only to learn." in note
+    )
+    frozen = run("assign", pilot, "--workspace", ws, "--json", tmp_path / "f.json")
+    assert frozen.exit_code == 0, frozen.output
+    units = json.loads((tmp_path / "f.json").read_text())["units"]
+    assert sum(u["arm"] == "cash" for u in units) == allowed
