@@ -8,6 +8,8 @@
   against control before the start.
 * :func:`whiten` and :func:`joint_mahalanobis` -- the vectorized Mahalanobis machinery that
   :mod:`~loyalty_pilot.experiments.assignment` matches and rerandomizes with.
+* :func:`rerandomization_check` -- the balance of a rerandomized assignment against its own
+  acceptance rule (a chi-square p-value of it cannot fail).
 
 Method choices
 --------------
@@ -215,6 +217,38 @@ def balance_table(
         columns=["arm", "covariate", "n_arm", "n_control", "mean_arm", "mean_control",
                  "std_diff", "mahalanobis"],
     )  # fmt: skip
+
+
+def rerandomization_check(statistic: float, threshold: float, df: int) -> dict[str, float | bool]:
+    """Balance of a rerandomized assignment judged against its own acceptance rule.
+
+    Rerandomization keeps only draws with ``M <= threshold``, so the chi-square p-value of
+    the kept assignment is at least ``1 - acceptance`` by construction (>= 0.95 at the
+    default): a gate on that p-value can never fire. What can be checked is the rule
+    itself: ``inside`` is ``statistic <= threshold`` (with a relative tolerance of 1e-6
+    for recomputation), False for an assignment that the design could not have produced
+    (edited after the draw, or frozen from another design). ``p_within`` is the p-value of
+    ``statistic`` under the design's own acceptance distribution, the chi-square with
+    ``df`` degrees of freedom truncated at the threshold: ``(F(threshold) - F(M)) /
+    F(threshold)``, uniform over the accepted draws; 0 outside.
+
+    >>> r = rerandomization_check(1.0, 2.0, 2)
+    >>> r["inside"], round(r["p_within"], 4)
+    (True, 0.3775)
+    >>> rerandomization_check(2.5, 2.0, 2)["inside"]
+    False
+    """
+    from scipy import stats
+
+    m, c = float(statistic), float(threshold)
+    inside = bool(m <= c * (1.0 + 1e-6) + 1e-12)
+    p_within = float("nan")
+    if df > 0 and c > 0 and np.isfinite(c):
+        top = float(stats.chi2.cdf(c, df))
+        p_within = max(0.0, (top - float(stats.chi2.cdf(m, df))) / top) if top > 0 else 0.0
+        if not inside:
+            p_within = 0.0
+    return {"inside": inside, "p_within": p_within, "statistic": m, "threshold": c, "df": df}
 
 
 def _sample_var(x: np.ndarray) -> np.ndarray:

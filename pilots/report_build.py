@@ -339,7 +339,15 @@ def _design_checks(
     """Balance of the frozen arms on the design's covariates (standardized differences and
     the joint Mahalanobis statistic with its chi-square p-value), the power table of the
     design (the same placebo pilots as ``design``: its draw, estimator, pre-window and
-    seed) and the MDE of longer tests at the frozen size."""
+    seed) and the MDE of longer tests at the frozen size.
+
+    ``balance_p`` is ``(p, M, df, rerandomization)``. For a rerandomized design the
+    chi-square p-value cannot fail (the design keeps only draws with ``M`` at most its
+    threshold, so ``p >= 1 - acceptance``); ``rerandomization`` is then
+    :func:`~loyalty_pilot.experiments.balance.rerandomization_check` of the frozen
+    assignment against the design's own threshold (``max_mahalanobis``, or the
+    ``acceptance`` quantile of the chi-square), which fails for an assignment the design
+    could not have drawn. None for the other designs."""
     from scipy import stats
 
     from loyalty_pilot.experiments.assignment import balance_table
@@ -376,7 +384,16 @@ def _design_checks(
     if z.shape[1] and len(arm) > len(arms):
         m = float(joint_mahalanobis(codes[None, :], z, len(arms))[0])
         df = z.shape[1] * (len(arms) - 1)
-        balance_p = (float(stats.chi2.sf(m, df)), m, df)
+        check = None
+        if spec.design.method == "rerandomized":
+            from loyalty_pilot.experiments.balance import rerandomization_check
+
+            if spec.design.max_mahalanobis is not None:
+                limit = float(spec.design.max_mahalanobis)
+            else:
+                limit = float(stats.chi2.ppf(float(spec.design.acceptance), df))
+            check = rerandomization_check(m, limit, df)
+        balance_p = (float(stats.chi2.sf(m, df)), m, df, check)
     per_arm = int(arm.value_counts().min()) if len(arm) else 0
     if per_arm < 2 or spec.design.method == "synthetic_region" or data.kind == "customer":
         return balance, [], {}, None, balance_p
@@ -432,18 +449,36 @@ def _quality(
     pp: Any,
     frozen: FrozenAssignment,
 ) -> list[Any]:
-    """``pp``: the store pilot's panel (None for a customer pilot: no pre-trend test)."""
+    """``pp``: the store pilot's panel (None for a customer pilot: no pre-trend test).
+
+    Balance: the chi-square p-value of the joint Mahalanobis statistic against
+    ``BALANCE_P``; for a rerandomized design (``balance_p[3]``), whether the frozen
+    assignment meets the design's own acceptance rule instead (a chi-square p-value of a
+    rerandomized assignment is >= 1 - acceptance by construction and can never fail); the
+    row then says ``rule: "rerandomization_threshold"`` with the statistic and threshold."""
     from loyalty_pilot.reports.document import QualityCheck
 
     checks = []  # no sample-ratio check: every frozen unit is analysed (intent to treat)
     worst = max((abs(b["std_diff"]) for b in balance if b["std_diff"] is not None), default=None)
     p_balance = balance_p[0] if balance_p else None
-    checks.append(
-        QualityCheck(
-            "balance", None if p_balance is None else p_balance >= BALANCE_P,
-            {"max_std_diff": worst},
-        )
-    )  # fmt: skip
+    rerandomized = balance_p[3] if balance_p and len(balance_p) > 3 else None
+    if rerandomized is not None:
+        checks.append(
+            QualityCheck(
+                "balance", bool(rerandomized["inside"]),
+                {"max_std_diff": worst, "rule": "rerandomization_threshold",
+                 "mahalanobis": _f(rerandomized["statistic"]),
+                 "threshold": _f(rerandomized["threshold"]),
+                 "p_within_acceptance": _f(rerandomized["p_within"])},
+            )
+        )  # fmt: skip
+    else:
+        checks.append(
+            QualityCheck(
+                "balance", None if p_balance is None else p_balance >= BALANCE_P,
+                {"max_std_diff": worst},
+            )
+        )  # fmt: skip
     p_trend = None if pp is None else _pre_trend(pp, pf, frozen)
     checks.append(
         QualityCheck(

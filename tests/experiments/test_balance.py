@@ -189,3 +189,35 @@ def test_greedy_tuples_closest_first() -> None:
     z = np.array([[0.0], [10.0], [0.5], [10.2], [3.0], [100.0]])
     assert [t.tolist() for t in greedy_tuples(z, 2)] == [[1, 3], [0, 2], [4, 5]]
     assert greedy_tuples(z[:1], 2) == []
+
+
+def test_rerandomization_check_can_fail_where_the_chi_square_p_cannot():
+    """Rerandomized draws (acceptance 5 %) all pass their own rule and their chi-square
+    p-value is >= 0.95 (so a p-value gate never fires); ``p_within`` is uniform over the
+    accepted draws; an assignment outside the threshold (tampered: two units swapped to
+    the worst imbalance) fails. M is recomputed with joint_mahalanobis."""
+    from scipy import stats
+
+    from loyalty_pilot.experiments.assignment import draw_codes
+    from loyalty_pilot.experiments.balance import joint_mahalanobis, rerandomization_check
+
+    rng = np.random.default_rng(8)
+    units = pd.DataFrame(
+        {"level": rng.normal(size=24), "trend": rng.normal(size=24)},
+        index=[f"s{i:02d}" for i in range(24)],
+    )
+    codes = draw_codes(units, 2, method="rerandomized", per_arm=12, n_draws=400, rng=1)
+    z = whiten(units[["level", "trend"]].to_numpy())
+    m = joint_mahalanobis(codes, z, 2)
+    threshold = float(stats.chi2.ppf(0.05, 2))
+    assert (stats.chi2.sf(m, 2) >= 0.95 - 1e-12).all()
+    checks = [rerandomization_check(v, threshold, 2) for v in m]
+    assert all(c["inside"] for c in checks)
+    p_within = np.array([c["p_within"] for c in checks])
+    assert stats.kstest(p_within, "uniform").pvalue > 0.01
+    # tampering: every treated unit with the highest levels
+    tampered = (units["level"].rank(method="first").to_numpy() > 12).astype(int)[None, :]
+    m_bad = float(joint_mahalanobis(tampered, z, 2)[0])
+    bad = rerandomization_check(m_bad, threshold, 2)
+    assert not bad["inside"]
+    assert bad["p_within"] == 0.0
