@@ -263,3 +263,25 @@ def test_no_payback_p50_unless_half_the_draws_pay_back(paid, p50):
     cell = dict(ROWS)
     assert cell["payback month P10/P50/P90"](variant) == f"1 / {p50} / beyond 12"
     assert cell["draws paying back"](variant) == f"{paid}%"
+
+
+def test_smart_lines_say_when_attainable_is_annualized_or_why_it_is_not_evaluated():
+    from loyalty_pilot.pilots.simulate import smart_lines
+
+    def smart(note: str) -> dict:
+        return {"A": {"note": note}}
+
+    short = (
+        "no member observed for 12 months nor for 91 days (the longest tenure is 45 days): "
+        "not evaluated"
+    )
+    checks = [
+        ("a", smart("120 members observed for 12 months")),  # the plain reading: no line
+        ("b", smart("annualized: 7 members observed 91 to 363 days (none for 12 months)")),
+        ("c", smart(short)),
+    ]
+    assert smart_lines(checks) == [
+        "SMART b: attainable and time-bound annualized: 7 members observed 91 to 363 days "
+        "(none for 12 months)",
+        f"SMART c: attainable and time-bound {short}",
+    ]
