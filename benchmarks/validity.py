@@ -46,6 +46,20 @@ Generator-injected effect (``--gen-pilots``, one configuration)
     error against the realised effect is about 5 % of the basket-level noise of that
     mean, negligible next to the interval widths.
 
+Total sales: the ratio DiD (``--ratio-placebos``, its own section)
+    :func:`~loyalty_pilot.experiments.ratio.ratio_did` estimates the uplift of the treated
+    stores' *total* sales, ``ratio`` plain and ``ratio-adjusted`` (``adjust="regression"``),
+    with ``did-log`` (``did`` on log sales, relative = exp(effect) - 1) as the reference.
+    Pilots of N stores: equal arms (N/2 treated, N/2 controls, as above) and "all other
+    stores as controls" (N/2 treated, every other store of the chain a control). Effects on
+    the treated stores' test weeks: ``homogeneous`` (x 1.05 everywhere), ``small-half``
+    (x 1.10 on the half of the treated stores with the smaller pre-period sales, nothing on
+    the others) and ``rank`` (x (1 + 0.10 (n1 - r) / (n1 - 1)), r = 1 for the smallest
+    store: the effect falls with size). The truth is the relative uplift of the treated
+    stores' total test-period sales, computed from the injected panel:
+    ``sum(with effect) / sum(without) - 1``; coverage is that of the relative interval
+    ``[rel_ci_low, rel_ci_high]``. The A/A false-positive rate is in the homogeneous rows.
+
 Methods (public functions only): ``did`` with CR2 (the default), CR1 and a wild cluster
 bootstrap (``--boot`` draws), ``ancova``, ``randomization_inference`` (complete design;
 exact enumeration up to 20,000 assignments, i.e. N = 8 and 16, else ``--ri-draws`` draws),
@@ -86,6 +100,7 @@ from scipy import stats
 from loyalty_pilot.experiments.did import ancova, did, event_study
 from loyalty_pilot.experiments.panel import PanelData
 from loyalty_pilot.experiments.randomization import randomization_inference
+from loyalty_pilot.experiments.ratio import ratio_did
 from loyalty_pilot.experiments.results import Comparison
 from loyalty_pilot.experiments.synthetic_control import synthetic_control
 from loyalty_pilot.pilots.synthetic import Effect, generate
@@ -121,6 +136,25 @@ def make_methods(boot: int, ri_draws: int, ri_exact_max: int = 20_000) -> dict[s
 
 
 METHOD_NAMES = tuple(make_methods(1, 1))
+
+
+def _did_log(data: PanelData) -> Comparison:
+    """``did`` on log sales, relative figures ``exp(.) - 1`` (what ``evaluate`` reports)."""
+    res = did(dataclasses.replace(data, y=np.log(np.maximum(data.y, 1e-9))))
+    return dataclasses.replace(
+        res,
+        relative=math.expm1(res.estimate),
+        rel_ci_low=math.expm1(res.ci_low),
+        rel_ci_high=math.expm1(res.ci_high),
+    )
+
+
+RATIO_METHODS: dict[str, Method] = {
+    "ratio": lambda d, s: ratio_did(d),
+    "ratio-adjusted": lambda d, s: ratio_did(d, adjust="regression"),
+    "did-log": lambda d, s: _did_log(d),
+}
+RATIO_EFFECTS = ("homogeneous", "small-half", "rank")
 
 
 # --- data ---------------------------------------------------------------------------
@@ -287,6 +321,133 @@ def as_outcome(pilots: list[Pilot], outcome: str, effect: float) -> list[Pilot]:
         truth = effect / (1.0 + effect) * float(eff.y[np.ix_(eff.treated, post)].mean())
         out.append(Pilot(aa, eff, truth, p.seed, truth / effect))
     return out
+
+
+@dataclass
+class RatioPilot:
+    """A total-sales pilot: the A/A panel and, per effect, the panel and its true uplift."""
+
+    aa: PanelData
+    effects: dict[str, tuple[PanelData, float]]
+    seed: int
+
+
+def effect_factors(pre_sales: np.ndarray, kind: str, effect: float) -> np.ndarray:
+    """Multiplier of each treated store's test weeks (``pre_sales``: its pre-period mean)."""
+    n1 = len(pre_sales)
+    rank = np.empty(n1)
+    rank[np.argsort(pre_sales, kind="stable")] = np.arange(1, n1 + 1)
+    if kind == "homogeneous":
+        return np.full(n1, 1.0 + effect)
+    if kind == "small-half":
+        return np.where(rank <= n1 // 2, 1.0 + 2.0 * effect, 1.0)
+    if kind == "rank":
+        return 1.0 + 2.0 * effect * (n1 - rank) / (n1 - 1)
+    raise ValueError(f"kind == {kind!r}, must be one of {RATIO_EFFECTS}.")
+
+
+def draw_ratio_pilots(
+    panels: list[np.ndarray],
+    size: int,
+    n: int,
+    pre: int,
+    post: int,
+    effect: float,
+    seed: int,
+    controls: str,
+) -> list[RatioPilot]:
+    """``n`` pilots of ``size // 2`` treated stores against ``size // 2`` controls
+    (``controls="matched"``) or every other store (``"all"``), see the module doc."""
+    rng = np.random.default_rng([seed, size, controls == "all"])
+    n_stores, n_weeks = panels[0].shape
+    length = pre + post
+    is_post = np.arange(length) >= pre
+    n1 = size // 2
+    out = []
+    for k in range(n):
+        y_all = panels[k % len(panels)]
+        start = int(rng.integers(0, n_weeks - length + 1))
+        stores = rng.permutation(n_stores)[: size if controls == "matched" else n_stores]
+        treated = np.zeros(len(stores), dtype=bool)
+        treated[rng.choice(len(stores), n1, replace=False)] = True
+        y = y_all[stores, start : start + length]
+        units, periods = stores, np.arange(start, start + length)
+        aa = PanelData(y, units, periods, treated, is_post)
+        block = np.ix_(treated, is_post)
+        effects = {}
+        for kind in RATIO_EFFECTS:
+            factors = effect_factors(y[treated][:, ~is_post].mean(axis=1), kind, effect)
+            y_eff = y.copy()
+            y_eff[block] *= factors[:, None]
+            truth = float(y_eff[block].sum() / y[block].sum() - 1.0)
+            effects[kind] = (PanelData(y_eff, units, periods, treated, is_post), truth)
+        out.append(RatioPilot(aa, effects, int(rng.integers(2**31))))
+    return out
+
+
+def evaluate_ratio(name: str, fn: Method, pilots: list[RatioPilot], config: str) -> list[Cell]:
+    """One cell per effect; the A/A false positives are counted in the first (homogeneous)."""
+    cells = [Cell(name, f"{config}, {kind}") for kind in RATIO_EFFECTS]
+    for pilot in pilots:
+        res = _call(cells[0], fn, pilot.aa, pilot.seed)
+        if res is not None:
+            cells[0].n += 1
+            cells[0].rejections += res.p_value <= ALPHA
+        for cell, kind in zip(cells, RATIO_EFFECTS, strict=True):
+            data, truth = pilot.effects[kind]
+            res = _call(cell, fn, data, pilot.seed)
+            if res is None or math.isnan(res.rel_ci_low) or math.isnan(res.rel_ci_high):
+                cell.fail += res is not None
+                continue
+            cell.n_cov += 1
+            cell.covered += res.rel_ci_low <= truth <= res.rel_ci_high
+            cell.eff_rejections += res.p_value <= ALPHA
+            cell.half_widths.append((res.rel_ci_high - res.rel_ci_low) / 2)
+    return cells
+
+
+def ratio_section(args: argparse.Namespace, panels: list[np.ndarray]) -> tuple[str, list[Cell]]:
+    """The total-sales study: every size x {equal arms, all other stores} x effect."""
+    t0 = time.perf_counter()
+    n_stores = panels[0].shape[0]
+    cells: list[Cell] = []
+    print("total sales: the ratio DiD", flush=True)
+    for controls in ("matched", "all"):
+        for size in args.sizes:
+            pilots = draw_ratio_pilots(panels, size, args.ratio_placebos, args.pre, args.post,
+                                       args.effect, args.seed, controls)  # fmt: skip
+            n1 = size // 2
+            config = (f"N = {size} ({n1} + {n1})" if controls == "matched"
+                      else f"{n1} treated + {n_stores - n1} controls")  # fmt: skip
+            for name, fn in RATIO_METHODS.items():
+                cells += evaluate_ratio(name, fn, pilots, config)
+                for cell in cells[-len(RATIO_EFFECTS) :]:
+                    print(row(cell), flush=True)
+    seconds = time.perf_counter() - t0
+    ratio_cells = [c for c in cells if c.method != "did-log"]
+    text = "\n".join(
+        [
+            f"### Total sales: the ratio DiD ({seconds:.0f} s)",
+            "",
+            f"{args.ratio_placebos} pilots per size and control set; effects on the treated "
+            f"stores' test weeks: homogeneous x {1 + args.effect:g}; small-half: x "
+            f"{1 + 2 * args.effect:g} on the smaller half of the treated stores (pre-period "
+            f"sales), none on the others; rank: x (1 + {2 * args.effect:g} (n1 - r)/(n1 - 1)), "
+            "r = 1 the smallest. Truth: the treated stores' total test-period sales with the "
+            "effect over without, - 1. Coverage of the relative interval; half-width in "
+            "points of relative uplift. FPR: A/A, in the homogeneous rows. `did-log` is the "
+            "reference (store-equal-weighted: its target is not the total-sales uplift when "
+            "the effect depends on size).",
+            "",
+            HEADER,
+            "|" + "---|" * 14,
+            *[row(c) for c in cells],
+            "",
+            summary(ratio_cells, args.sizes),
+            "",
+        ]
+    )
+    return text, cells
 
 
 # --- evaluation ---------------------------------------------------------------------
@@ -485,12 +646,24 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gen-size", type=int, default=16)
     p.add_argument("--gen-chains", type=int, default=40)
     p.add_argument("--out", type=Path, default=None, help=f"markdown file (full run: {RESULTS})")
+    p.add_argument(
+        "--ratio-placebos",
+        type=int,
+        default=2000,
+        help="pilots per size and control set of the total-sales study (0: skip)",
+    )
+    p.add_argument(
+        "--ratio-only",
+        action="store_true",
+        help="only the total-sales study (no --outcomes, no generator run)",
+    )
     p.add_argument("--quick", action="store_true", help="small smoke run, no file written")
     args = p.parse_args(argv)
     if args.quick:
         args.placebos = min(args.placebos, 100)
         args.chains, args.customers = 2, 8000
         args.gen_pilots, args.gen_chains = min(args.gen_pilots, 50), 2
+        args.ratio_placebos = min(args.ratio_placebos, 100)
     elif args.out is None:
         args.out = RESULTS
     for s in args.sizes:
@@ -513,6 +686,8 @@ def main(argv: list[str] | None = None) -> list[Cell]:
         size: draw_pilots(panels, size, args.placebos, args.pre, args.post, args.effect, args.seed)
         for size in args.sizes
     }
+    if args.ratio_only:
+        args.outcomes, args.gen_pilots = [], 0
     gen_drawn: list[Pilot] = []
     t_gen = 0.0
     if args.gen_pilots:
@@ -556,6 +731,10 @@ def main(argv: list[str] | None = None) -> list[Cell]:
                 cells.append(evaluate(Cell(name, config), fn, pilots))
                 print(row(cells[-1]), flush=True)
         sections.append(section(outcome, cells, args, time.perf_counter() - t_out, notes))
+        everything += cells
+    if args.ratio_placebos:
+        text, cells = ratio_section(args, panels)
+        sections.append(text)
         everything += cells
     total = time.perf_counter() - t_start
     text = "\n".join(

@@ -99,3 +99,44 @@ def test_clopper_pearson_brackets_the_rate():
     assert (low, high) == pytest.approx((0.0243, 0.0900), abs=5e-4)
     assert validity.clopper_pearson(0, 50)[0] == 0.0
     assert math.isnan(validity.clopper_pearson(0, 0)[0])
+
+
+# -- the total-sales ratio DiD ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ratio_pilots():
+    panels = validity.make_chains(1, stores=32, customers=4000, weeks=64, seed=11)
+    return {
+        controls: validity.draw_ratio_pilots(
+            panels, SIZE, N_PILOTS, pre=40, post=12, effect=0.05, seed=3, controls=controls
+        )
+        for controls in ("matched", "all")
+    }
+
+
+def test_ratio_pilots_carry_the_total_sales_truth(ratio_pilots):
+    for pilot in ratio_pilots["all"][:10]:
+        aa = pilot.aa
+        assert (aa.n_treated, aa.n_control) == (SIZE // 2, 32 - SIZE // 2)
+        block = np.ix_(aa.treated, aa.post)
+        for kind, (data, truth) in pilot.effects.items():
+            assert truth == pytest.approx(data.y[block].sum() / aa.y[block].sum() - 1, 1e-12)
+            moved = data.y - aa.y
+            moved[block] = 0.0
+            assert not moved.any(), kind
+        assert pilot.effects["homogeneous"][1] == pytest.approx(0.05)
+        assert 0 < pilot.effects["small-half"][1] < 0.05  # the small stores weigh little
+
+
+@pytest.mark.parametrize("controls", ["matched", "all"])
+@pytest.mark.parametrize("name", ["ratio", "ratio-adjusted"])
+def test_ratio_false_positive_rate_and_coverage(ratio_pilots, controls, name):
+    cells = validity.evaluate_ratio(name, validity.RATIO_METHODS[name], ratio_pilots[controls],
+                                    f"N = {SIZE}")  # fmt: skip
+    for cell in cells:
+        assert cell.fail == 0, cell.errors or cell.statuses
+        assert cell.n_cov == N_PILOTS
+        assert cell.coverage() >= 0.88, f"{name} {cell.config}: coverage {cell.coverage():.1%}"
+    assert cells[0].n == N_PILOTS
+    assert 0.015 <= cells[0].fpr() <= 0.10, f"{name} {controls}: A/A FPR {cells[0].fpr():.1%}"
