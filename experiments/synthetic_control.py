@@ -45,7 +45,20 @@ that is above ``alpha`` no ``tau0`` can be rejected and the interval is ``(-inf,
 
 *Several treated units.* Their outcomes (and predictors) are averaged into one aggregate
 treated unit, which is what is fitted and tested; the estimate is the effect on that
-average, per unit and period.
+average, per unit and period. An average of ``m`` stores is far smoother than one store,
+so comparing its RMSPE ratio with single-donor placebos rejected in 20 of 20 A/A draws
+with 10 treated stores. With ``m > 1`` the placebos are therefore built the same way as
+the treated unit: ``n_placebos`` seeded draws of ``m`` units among all ``N`` units of the
+panel (every such set when there are at most ``n_placebos + 1``), each averaged and
+fitted on the other ``N - m`` units as donors. Under a randomized assignment the actual
+treated set is one of these equally likely sets, so ``p = (1 + #{placebo ratio >= treated
+ratio}) / (B + 1)`` is a randomization test with its nominal level. The interval inverts
+it under a constant effect ``tau0``: the weights depend on the pre-period only, the
+post-period gaps of every set are linear in ``tau0`` (a placebo set containing treated
+units moves by its treated share minus the weight its synthetic puts on treated units),
+so each comparison of squared ratios is a quadratic inequality in ``tau0`` and the kept
+set is found exactly from their roots (reported as its hull). ``extras["placebo"]`` says
+which scheme ran (``"donors"`` or ``"reassignment"``).
 """
 
 from __future__ import annotations
@@ -339,6 +352,8 @@ def synthetic_control(
     predictors: pd.DataFrame | None = None,
     placebo: bool = True,
     map_: Callable[[Callable[[int], Any], Iterable[int]], Iterator[Any]] = map,
+    n_placebos: int = 500,
+    rng: np.random.Generator | int | None = 0,
 ) -> Comparison:
     """Synthetic control of the treated arm against the control units as donors.
 
@@ -348,7 +363,9 @@ def synthetic_control(
     placebo-in-space test (see the module doc) unless ``placebo`` is False (then NaN).
     ``predictors`` (optional) has one row per unit (index = ``data.units``) and one column
     per predictor, computed from pre-period data only. ``map_`` runs the placebo fits (a
-    process pool's ``map`` parallelises them).
+    process pool's ``map`` parallelises them). With several treated units the placebos
+    are ``n_placebos`` random sets of as many units, drawn with ``rng`` (see the module
+    doc); with one, every donor in turn.
 
     extras: ``weights`` (donor -> weight, all donors), ``pre_rmspe``, ``post_rmspe``,
     ``rmspe_ratio``, ``gaps`` (period, treated, synthetic, gap), ``placebo_ratios`` (donor
@@ -404,7 +421,14 @@ def synthetic_control(
         extras["v"] = {str(c): float(v) for c, v in zip(predictors.columns, fit.v, strict=True)}
 
     p_value = ci_low = ci_high = math.nan
-    if placebo:
+    m_treated = int(treated.sum())
+    if placebo and m_treated > 1:
+        p_value, ci_low, ci_high, info = _reassignment_test(
+            y, treated, post, x_all, gaps, pre_rmspe, ratio, alpha, n_placebos, rng, map_
+        )
+        extras.update(info)
+    elif placebo:
+        extras["placebo"] = "donors"
 
         def placebo_ratio(j: int) -> float:
             pool = np.delete(np.arange(len(donors)), j)
@@ -452,6 +476,124 @@ def synthetic_control(
         alpha=alpha,
         extras=extras,
     )
+
+
+def _reassignment_test(
+    y: np.ndarray,
+    treated: np.ndarray,
+    post: np.ndarray,
+    x_all: np.ndarray | None,
+    gaps: np.ndarray,
+    pre_rmspe: float,
+    ratio: float,
+    alpha: float,
+    n_placebos: int,
+    rng: np.random.Generator | int | None,
+    map_: Callable[[Callable[[int], Any], Iterable[int]], Iterator[Any]],
+) -> tuple[float, float, float, dict[str, Any]]:
+    """Placebo sets of as many units as treated, averaged like the treated unit (module
+    doc): p-value, the interval by exact inversion, and the extras."""
+    if (
+        isinstance(n_placebos, bool)
+        or not isinstance(n_placebos, int | np.integer)
+        or n_placebos < 1
+    ):
+        raise ValueError(f"n_placebos == {n_placebos!r}, must be a positive integer.")
+    n, m = len(treated), int(treated.sum())
+    actual = np.flatnonzero(treated)
+    sets = _placebo_sets(n, m, actual, int(n_placebos), np.random.default_rng(rng))
+
+    def fit_set(b: int) -> tuple[float, float, float, float]:
+        chosen = np.zeros(n, dtype=bool)
+        chosen[sets[b]] = True
+        pool = np.flatnonzero(~chosen)
+        y1 = y[chosen].mean(axis=0)
+        fit = fit_synthetic_control(
+            y1[~post], y[pool][:, ~post].T,
+            None if x_all is None else x_all[:, chosen].mean(axis=1),
+            None if x_all is None else x_all[:, pool],
+        )  # fmt: skip
+        g = y1 - y[pool].T @ fit.weights
+        # how the set's post gap moves with a constant effect tau0 on the treated units
+        shift = treated[chosen].mean() - float(fit.weights @ treated[pool])
+        pre = math.sqrt(float(np.mean(g[~post] ** 2)))
+        return pre, float(g[post].mean()), float(np.mean(g[post] ** 2)), shift
+
+    rows = np.array(list(map_(fit_set, range(len(sets)))), dtype=float).reshape(-1, 4)
+    pre_b, mean_b, sq_b, shift_b = rows.T
+    pre_b = np.maximum(pre_b, 1e-12 * (1.0 + np.sqrt(sq_b)))
+    ratios = np.sqrt(sq_b) / pre_b
+    p_value = (1 + int(np.sum(ratios >= ratio * (1 - 1e-12)))) / (len(sets) + 1)
+    g = gaps[post]
+    pre_t = max(pre_rmspe, 1e-12)
+    # D_b(tau) = ratio_b(tau)^2 - R(tau)^2 = a tau^2 + b tau + c
+    a = shift_b**2 / pre_b**2 - 1.0 / pre_t**2
+    b = -2.0 * shift_b * mean_b / pre_b**2 + 2.0 * float(g.mean()) / pre_t**2
+    c = sq_b / pre_b**2 - float(np.mean(g**2)) / pre_t**2
+    ci_low, ci_high = _invert(a, b, c, alpha, len(sets))
+    info: dict[str, Any] = {
+        "placebo": "reassignment",
+        "n_placebos": len(sets),
+        "placebo_ratio_quantiles": {
+            str(q): float(np.quantile(ratios, q)) for q in (0.05, 0.5, 0.95)
+        },
+    }
+    if math.isinf(ci_low) or math.isinf(ci_high):
+        info["ci_note"] = "unbounded: every large constant effect is kept by the test"
+    elif math.isnan(ci_low):
+        info["ci_note"] = "empty: no constant effect is consistent with the post gaps"
+    return p_value, ci_low, ci_high, info
+
+
+def _placebo_sets(
+    n: int, m: int, actual: np.ndarray, n_placebos: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(B, m) sets of units other than the actual treated set: all of them when there are
+    at most ``n_placebos``, else ``n_placebos`` seeded draws (rows sorted)."""
+    total = math.comb(n, m)
+    if total - 1 <= n_placebos:
+        from itertools import combinations
+
+        every = np.array(list(combinations(range(n), m)), dtype=int)
+        return every[~(every == np.sort(actual)).all(axis=1)]
+    keys = rng.random((n_placebos, n))
+    return np.sort(np.argpartition(keys, m - 1, axis=1)[:, :m], axis=1)
+
+
+def _invert(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float, n_sets: int
+) -> tuple[float, float]:
+    """Hull of the ``tau`` with ``1 + #{a tau^2 + b tau + c >= 0} > alpha (B + 1)``."""
+    need = alpha * (n_sets + 1) - 1  # kept when the count exceeds this
+    disc = b * b - 4 * a * c
+    real = disc >= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.sqrt(np.where(real, disc, 0.0))
+        quad = np.abs(a) > 1e-300
+        r1 = np.where(quad, (-b - root) / (2 * a), -c / b)
+        r2 = np.where(quad, (-b + root) / (2 * a), -c / b)
+    points = np.concatenate([r1[real], r2[real]])
+    points = np.unique(points[np.isfinite(points)])
+    if points.size == 0:
+        probe = np.array([0.0])
+    else:
+        span = max(1.0, float(np.abs(points).max()))
+        mids = (points[:-1] + points[1:]) / 2
+        probe = np.concatenate([[points[0] - span], points, mids, [points[-1] + span]])
+    probe = np.sort(probe)
+    counts = ((a[:, None] * probe + b[:, None]) * probe + c[:, None] >= 0).sum(axis=0)
+    kept = probe[counts > need]
+    if kept.size == 0:
+        return math.nan, math.nan
+
+    # towards +-inf the sign of each quadratic is that of a (then b, then c)
+    def at_infinity(sign: float) -> bool:
+        lead = np.where(a != 0, np.sign(a), np.where(b != 0, np.sign(b) * sign, np.sign(c)))
+        return int(np.sum(lead >= 0)) > need
+
+    low = -math.inf if at_infinity(-1.0) else float(kept.min())
+    high = math.inf if at_infinity(1.0) else float(kept.max())
+    return low, high
 
 
 def _relative_bound(bound: float, treated_mean: float) -> float:

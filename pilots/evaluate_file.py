@@ -15,6 +15,12 @@ Parquet: the row, from 1), the column and the value:
 
 Degenerate data (an arm with one unit, a start on the first period) is not an error: the
 comparison's ``status`` says what is missing.
+
+``--method synthetic_control`` with several treated units in an arm averages them into one
+treated unit; its placebos are then averages of as many units drawn from the arm and its
+control (``placebo: reassignment`` in the JSON, seeded), never single stores, whose
+noisier paths made the average look significant in every A/A draw (see
+:mod:`loyalty_pilot.experiments.synthetic_control`).
 """
 
 from __future__ import annotations

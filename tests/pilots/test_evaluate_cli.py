@@ -446,3 +446,31 @@ def test_customer_methods_in_file_mode(tmp_path):
     assert twice.exit_code == 2
     assert "c.csv:7:" in twice.output
     assert "appears twice" in twice.output
+
+
+def test_synthetic_control_with_ten_treated_stores_keeps_its_level(tmp_path):
+    """A/A through the command line: 10 treated and 10 control stores, no effect, 20
+    seeded panels. Against single-store placebos the average of 10 stores was rejected in
+    20 of 20; the placebos are now averages of 10 stores too (``placebo: reassignment``)."""
+    rejected = 0
+    for seed in range(20):
+        rng = np.random.default_rng(500 + seed)
+        trend = np.cumsum(rng.normal(size=N_WEEKS))
+        rows = []
+        for k in range(20):
+            level, loading = 100 + 20 * rng.normal(), 1 + 0.3 * rng.normal()
+            noise = 0.0
+            for t in range(N_WEEKS):
+                noise = 0.5 * noise + rng.normal()
+                day = FIRST_DAY + pd.Timedelta(weeks=t)
+                rows.append({"store_id": f"S{k:02d}", "arm": "treatment" if k < 10 else "control",
+                             "week": day.date().isoformat(),
+                             "sales": level + 3 * loading * trend[t] + 2 * noise})  # fmt: skip
+        out = tmp_path / f"sc{seed}.json"
+        path = write(pd.DataFrame(rows), tmp_path / f"aa{seed}.csv")
+        result = invoke(path, "--method", "synthetic_control", json_path=out)
+        assert result.exit_code == 0, result.output
+        (comparison,) = json.loads(out.read_text())["comparisons"]
+        assert comparison["placebo"] == "reassignment"
+        rejected += comparison["p_value"] <= 0.05
+    assert rejected <= 3
