@@ -444,8 +444,9 @@ def decide(
         extend: int | None = None,
     ) -> Decision:
         return Decision(
-            code, reasons, threshold, threshold_source, arm, confidence, extend, min_roi
-        )
+            code, reasons, threshold, threshold_source, arm, confidence, extend, min_roi,
+            "interval" if money is None else "expected_profit",
+        )  # fmt: skip
 
     if qualifying:  # rule 3
         if money is not None:

@@ -71,9 +71,10 @@ def write_pilot_yaml(
                 {"metric": "programme_cost_share", "margin": 0.02},
             ],
         },
-        "decision": {"alpha": 0.05, "min_uplift": "break_even", "min_roi": 0.0},
+        "decision": {"rule": "expected_profit", "prior": "assumptions", "horizon_months": 12,
+                     "alpha": 0.05, "min_uplift": "break_even", "min_roi": 0.0},
         "rollout": {"holdout_share": 0.1, "waves": waves},
-        "evaluation": {"method": "did", "scale": "auto"},
+        "evaluation": {"method": "ratio", "scale": "auto"},
     }
     path = folder / PILOT_FILE
     header = (

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
     from loyalty_pilot.experiments.assignment import Assignment
     from loyalty_pilot.experiments.power import PowerCell, PowerTable
+    from loyalty_pilot.pilots.design_value import ValueSizing
+    from loyalty_pilot.pilots.money import ArmMoney
     from loyalty_pilot.pilots.pilotspec import PilotFile
 
 PLACEBO_MIN_PRE = 8  # fewest pre weeks a placebo pilot keeps
@@ -60,6 +62,8 @@ class PilotDesign:
     series: pd.DataFrame
     covariates: pd.DataFrame  # eligible units x (level, trend) on the pre-period
     notes: tuple[str, ...] = field(default_factory=tuple)
+    sizing: ValueSizing | None = None  # the candidates valued by their information
+    money: tuple[ArmMoney, ...] = ()  # each programme arm's prior and economics
 
     def design_payload(self, pf: PilotFile) -> dict[str, Any]:
         """What the assignment depends on, for the registry's design hash."""
@@ -85,9 +89,15 @@ class PilotDesign:
     def to_dict(self) -> dict[str, Any]:
         from loyalty_pilot.pilots.registry import _jsonable
 
+        sizing = None if self.sizing is None else self.sizing.to_dict()
         out = {
             "pilot": self.pilot,
-            "candidates": describe(self.data),
+            # the eligible units (until 0.x under "candidates", now the designs' key)
+            "eligible_units": describe(self.data),
+            "candidates": None if sizing is None else sizing["candidates"],
+            "recommendation": None if sizing is None else sizing["recommendation"],
+            "value_sizing": sizing,
+            "money": [{"arm": m.arm, **m.summary()} for m in self.money],
             "method": self.method,
             "arms": list(self.arms),
             "break_even_uplift": self.break_even,
@@ -113,18 +123,27 @@ class PilotDesign:
         return out
 
 
-def break_even_uplifts(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile, *, draws: int = 200, seed: int = 0
-) -> dict[str, float | None]:
-    """Break-even uplift of every programme arm, from the simulator on the workspace."""
+def arm_projections(
+    con: duckdb.DuckDBPyConnection, pf: PilotFile, *, draws: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """Every programme arm's projection over ``decision.horizon_months`` with its own
+    assumptions (the simulator on the workspace)."""
     from loyalty_pilot.pilots.simulate import simulate
 
     arms = list(pf.variants())
     paths = [pf.programme_paths[arm] for arm in arms]
-    projections = simulate(paths, con, horizon_months=12, draws=draws, seed=seed)
+    horizon = pf.spec.decision.horizon_months
+    projections = simulate(paths, con, horizon_months=horizon, draws=draws, seed=seed)
+    return {arm: p.projection for arm, p in zip(arms, projections, strict=True)}
+
+
+def break_even_uplifts(
+    con: duckdb.DuckDBPyConnection, pf: PilotFile, *, draws: int = 200, seed: int = 0
+) -> dict[str, float | None]:
+    """Break-even uplift of every programme arm, from the simulator on the workspace."""
     out: dict[str, float | None] = {}
-    for arm, projection in zip(arms, projections, strict=True):
-        value = float(projection.projection.break_even_uplift)
+    for arm, projection in arm_projections(con, pf, draws=draws, seed=seed).items():
+        value = float(projection.break_even_uplift)
         out[arm] = value if np.isfinite(value) else None
     return out
 
@@ -300,6 +319,8 @@ def run_design(
 
     table = None
     recommended = None
+    money: tuple[Any, ...] = ()
+    sizing = None
     design = spec.design
     if with_power and design.method == "synthetic_region":
         n_donors = len(data.wide) - design.treated_regions * (n_arms - 1)
@@ -342,8 +363,23 @@ def run_design(
                 scale=scale,
                 threshold=threshold,
                 rng=np.random.default_rng([design.seed, 0xB0]),
+                keep_fits=True,
             )
             recommended = table.recommend(threshold) if threshold is not None else None
+            say("valuing the candidates by the information they buy")
+            tables = {"matched": table}
+            if "all" in spec.power.controls:
+                tables["all"] = _power(
+                    pf, data.wide.to_numpy(dtype=float), sizes=sizes, weeks=weeks,
+                    pre_weeks=pre_weeks, n_placebos=spec.power.placebos, draw=draw,
+                    alpha=spec.decision.alpha, power=spec.power.target,
+                    estimator=spec.power.estimator, scale=scale, threshold=threshold,
+                    rng=np.random.default_rng([design.seed, 0xB1]), controls="all",
+                    keep_fits=True,
+                )  # fmt: skip
+            if "matched" not in spec.power.controls:
+                tables.pop("matched")
+            money, sizing = _value_sizing(con, pf, data, tables)
     per_arm, test_weeks = _size(pf, data, n_arms, table, recommended, threshold, notes)
 
     say("drawing the assignment")
@@ -359,7 +395,34 @@ def run_design(
     return PilotDesign(
         spec.pilot, data, design.method, arms, break_even, threshold, source, table,
         recommended, per_arm, test_weeks, assignment, balance, series, covariates, tuple(notes),
+        sizing, money,
     )  # fmt: skip
+
+
+def _value_sizing(
+    con: duckdb.DuckDBPyConnection, pf: PilotFile, data: PilotData, tables: dict[str, Any]
+) -> tuple[tuple[Any, ...], Any]:
+    """Each arm's prior and economics, and the candidates valued (pilots.design_value)."""
+    from loyalty_pilot.pilots.design_value import size_by_value
+    from loyalty_pilot.pilots.money import arm_money
+
+    spec = pf.spec
+    projections = arm_projections(con, pf, seed=spec.design.seed)
+    money = []
+    for arm, projection in projections.items():
+        try:
+            money.append(arm_money(arm, projection, spec.decision))
+        except ValueError as exc:
+            raise pf.error(("decision", "prior"), str(exc)) from None
+    if not money or not tables:
+        return tuple(money), None
+    weekly = float(data.wide.sum(axis=0).mean())
+    sizing = size_by_value(
+        tables, money, rule=spec.decision.rule, alpha=spec.decision.alpha,
+        target=spec.power.target, chain_weekly_sales=weekly,
+        horizon_months=spec.decision.horizon_months, seed=spec.design.seed,
+    )  # fmt: skip
+    return tuple(money), sizing
 
 
 def _power(pf: PilotFile, *args: Any, **kwargs: Any) -> PowerTable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 import re
 import typing
 from collections.abc import Iterable
@@ -43,8 +44,10 @@ GuardrailMetric = Literal[
 ]
 StoreAttribute = Literal["region", "format", "size_band"]
 MatchFeature = Literal["level", "trend", "volatility"]
-Estimator = Literal["did", "ancova", "ri"]
-EvaluationMethod = Literal["did", "ancova", "ri", "synthetic_control", "event_study"]
+Estimator = Literal["ratio", "did", "ancova", "ri"]
+EvaluationMethod = Literal["ratio", "did", "ancova", "ri", "synthetic_control", "event_study"]
+DecisionRule = Literal["expected_profit", "interval"]
+Controls = Literal["matched", "all"]
 
 UNITS: tuple[str, ...] = typing.get_args(Unit)
 DESIGN_METHODS: tuple[str, ...] = typing.get_args(DesignMethod)
@@ -384,8 +387,20 @@ class Power(Strict):
     )
     placebos: int = Field(1000, ge=100, le=100_000, description="placebo pilots per cell")
     target: OpenUnit = Field(0.8, description="power wanted at the break-even uplift")
-    estimator: Estimator = "did"
-    scale: Literal["log", "level"] = "log"
+    estimator: Estimator = Field(
+        "ratio",
+        description="ratio: the relative uplift of total sales (the break-even's estimand); "
+        "did, ancova, ri: on store sales (log scale by default)",
+    )
+    scale: Literal["log", "level"] = Field(
+        "log", description="scale of did / ancova / ri (ratio is always on total sales)"
+    )
+    controls: list[Controls] = Field(
+        default_factory=lambda: ["matched", "all"],
+        min_length=1,
+        description="control configurations sized: matched (as many controls as treated "
+        "per arm) and all (every other eligible store is a control)",
+    )
 
     @field_validator("units_per_arm", "weeks")
     @classmethod
@@ -447,9 +462,44 @@ class Metrics(Strict):
         return self
 
 
-class Decision(Strict):
-    """Go / no-go: a variant goes if its uplift is significant and large enough, and pays."""
+class PriorSpec(Strict):
+    """A prior of the relative uplift of total sales given by its mean and sd."""
 
+    mean: Annotated[float, Field(gt=-1, lt=10, allow_inf_nan=False)] = Field(
+        description="mean relative uplift (0.01 = +1 %)"
+    )
+    sd: Annotated[float, Field(gt=0, lt=10, allow_inf_nan=False)] = Field(
+        description="its standard deviation, > 0"
+    )
+
+
+class Decision(Strict):
+    """Go / no-go: by default on money (expected profit and the risk of a loss, the prior
+    from the programme's own assumptions updated by the pilot), or on an interval."""
+
+    rule: DecisionRule = Field(
+        "expected_profit",
+        description="expected_profit: GO when the expected full-rollout profit is positive "
+        "and P(loss > loss_threshold) <= max_loss_probability; interval: GO when the "
+        "uplift's simultaneous interval clears min_uplift",
+    )
+    prior: Literal["assumptions", "sceptical"] | PriorSpec = Field(
+        "assumptions",
+        description="prior of the total-sales uplift: assumptions (the programme's "
+        "behavioural assumptions, as the projection draws them), sceptical (centred on the "
+        "break-even, same spread) or {mean, sd} (relative uplift, sd > 0)",
+    )
+    horizon_months: int = Field(
+        12, ge=1, le=120, description="months of full rollout the profit is counted over"
+    )
+    loss_threshold: PositiveFloat | None = Field(
+        None,
+        description="a loss larger than this (currency) is the risk limited by "
+        "max_loss_probability; default: one year of the programme's cost",
+    )
+    max_loss_probability: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        0.10, description="largest probability of losing more than loss_threshold for GO"
+    )
     alpha: Annotated[float, Field(gt=0, le=0.5, allow_inf_nan=False)] = Field(
         0.05, description="significance level (one-sided tests per variant)"
     )
@@ -461,6 +511,22 @@ class Decision(Strict):
     min_roi: float = Field(
         0.0, ge=-1, allow_inf_nan=False, description="projected ROI (profit / cost) needed"
     )
+
+    @field_validator("prior", mode="before")
+    @classmethod
+    def _prior(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        extra = sorted(set(value) - {"mean", "sd"})
+        if extra or not {"mean", "sd"} <= set(value):
+            raise ValueError(f"a prior mapping has the keys mean and sd, got {sorted(value)}")
+        for key, low in (("mean", -1.0), ("sd", 0.0)):
+            x = value[key]
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+                raise ValueError(f"{key} must be a number, got {x!r}")
+            if not low < x < 10:
+                raise ValueError(f"{key} must be > {low:g} and < 10, got {x!r}")
+        return PriorSpec(mean=float(value["mean"]), sd=float(value["sd"]))
 
     @field_validator("min_uplift", mode="before")
     @classmethod
@@ -558,7 +624,9 @@ class Rollout(Strict):
 
 class Evaluation(Strict):
     method: EvaluationMethod | None = Field(
-        None, description="default: synthetic_control for a synthetic_region design, else did"
+        None,
+        description="default: synthetic_control for a synthetic_region design, else ratio "
+        "(the relative uplift of total sales)",
     )
     scale: Literal["auto", "level", "log"] = Field(
         "auto", description="effects on the log scale (relative) or in levels; auto chooses"
@@ -732,7 +800,7 @@ class Pilot(Strict):
         if design is None:
             return evaluation
         if evaluation.method is None:  # the default follows the design
-            method = "synthetic_control" if design.method == "synthetic_region" else "did"
+            method = "synthetic_control" if design.method == "synthetic_region" else "ratio"
             return evaluation.model_copy(update={"method": method})
         if design.method == "synthetic_region" and evaluation.method != "synthetic_control":
             _fail(
@@ -779,7 +847,7 @@ class Pilot(Strict):
         """The evaluation's estimator (default applied)."""
         if self.evaluation.method is not None:
             return self.evaluation.method
-        return "synthetic_control" if self.design.method == "synthetic_region" else "did"
+        return "synthetic_control" if self.design.method == "synthetic_region" else "ratio"
 
     @property
     def power_weeks(self) -> tuple[int, ...]:

@@ -54,7 +54,7 @@ def design_lines(result: PilotDesign) -> list[str]:
     lines.append("")
     if result.break_even:
         parts = [f"{arm} {_pct(value)}" for arm, value in result.break_even.items()]
-        lines.append("Break-even uplift of sales (simulator, 12 months): " + ", ".join(parts))
+        lines.append("Break-even uplift of sales (simulator): " + ", ".join(parts))
     lines.append(
         f"Uplift the pilot must detect: {_pct(result.threshold)} ({result.threshold_source})"
     )
@@ -74,6 +74,11 @@ def design_lines(result: PilotDesign) -> list[str]:
             f"No design of the grid can detect {_pct(result.threshold)} at "
             f"{table.target_power:.0%} power."
         )
+    if result.sizing is not None:
+        from loyalty_pilot.pilots.design_value import sizing_lines
+
+        currency = "EUR"
+        lines += sizing_lines(result.sizing, currency, result.money)
     lines += ["", f"Proposed assignment ({result.per_arm} per arm, seed {result.assignment.seed}):"]
     arm = result.assignment.arm
     for name in result.arms:

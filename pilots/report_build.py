@@ -110,6 +110,7 @@ def build_document(
         comparisons=comparisons,
         out=recalibrated_dir,
         save=False,  # only `recalibrate` saves assumption sets
+        horizon_months=spec.decision.horizon_months,
     )
     programme_of = {arm: pf.programmes[arm].programme for arm in pf.variants()}
 
@@ -120,6 +121,8 @@ def build_document(
         {**c, "p_value_adjusted": adjusted.get((c["arm"], c["baseline"]))} for c in simultaneous
     ]
     arms = [_arm(c, programme_of) for c in simultaneous if c["baseline"] == pf.control()]
+    if pp is not None and evaluation.method == "ratio":  # the log-scale figure beside it
+        arms = _with_log_scale(arms, pp, pf, frozen, seed)
     head = [_arm(c, programme_of) for c in comparisons if c["baseline"] != pf.control()]
     projections = [_projection(r, d) for r in recalibrated]
     break_even = {p.arm: p.break_even_uplift for p in projections}
@@ -164,7 +167,17 @@ def build_document(
             power=spec.power.target,
         )
 
+    views = None
+    if spec.decision.rule == "expected_profit":
+        from loyalty_pilot.pilots.decision_money import money_views
+
+        views, money = money_views(
+            pf, comparisons, recalibrated, customers=customers, weeks_seen=weeks_seen,
+            treated_weekly_sales=_treated_weekly_sales(data, frozen), mde_by_weeks=mde_by_weeks,
+        )  # fmt: skip
+        arms = [_with_money(a, money.get(a.arm)) for a in arms]
     decision = decide(
+        money=views,
         arms=arms,
         head_to_head=head,
         threshold=threshold,
@@ -264,6 +277,67 @@ def build_document(
     return document, {"analysis": analysis, "recalibrated": recalibrated}
 
 
+def _treated_weekly_sales(data: Any, frozen: FrozenAssignment) -> dict[str, float]:
+    """Each arm's units' mean weekly sales over the pre-period (the programme's cost base
+    in the pilot)."""
+    units = frozen.units.assign(unit=frozen.units["unit"].astype(str))
+    key = "block" if data.kind == "region" else "unit"
+    arm = units.groupby(units[key].astype(str))["arm"].first()
+    weekly = data.wide.mean(axis=1)
+    weekly.index = weekly.index.astype(str)
+    return {
+        str(a): float(weekly.reindex(arm.index[arm == a]).fillna(0.0).sum()) for a in arm.unique()
+    }
+
+
+def _with_log_scale(arms: list[Any], pp: Any, pf: PilotFile, frozen: Any, seed: int) -> list[Any]:
+    """Each arm's row with the DiD on log store sales (store-equal weights) beside the
+    total-sales ratio, at the same simultaneous level."""
+    import dataclasses
+
+    from loyalty_pilot.pilots.pilot_analysis import primary_column
+    from loyalty_pilot.pilots.pilot_eval import compare
+    from loyalty_pilot.reports.document import Interval
+
+    k = max(len(pf.variants()), 1)
+    evaluation = compare(
+        pp, pf, frozen, column=primary_column(pf), method="did", scale="log", seed=seed,
+        alpha=pf.spec.decision.alpha / k,
+    )  # fmt: skip
+    log = {c.arm: c for c in evaluation.comparisons}
+    out = []
+    for row in arms:
+        c = log.get(row.arm)
+        interval = None if c is None else Interval(
+            _f(c.relative), _f(c.rel_ci_low), _f(c.rel_ci_high)
+        )  # fmt: skip
+        out.append(dataclasses.replace(row, uplift_log_scale=interval))
+    return out
+
+
+def _belief(b: Any) -> Any:
+    from loyalty_pilot.reports.document import Belief
+
+    return Belief(_f(b.uplift_mean), _f(b.uplift_sd), _f(b.mean), _f(b.sd))
+
+
+def _with_money(row: Any, money: Any) -> Any:
+    """The arm's row with its money figures (the expected-profit rule's)."""
+    import dataclasses
+
+    if money is None:
+        return row
+    summary = money.summary()
+    return dataclasses.replace(
+        row,
+        prior=_belief(money.prior),
+        posterior=_belief(money.belief),
+        prob_above_break_even=_f(summary["prob_above_break_even"]),
+        expected_profit=_f(summary["expected_profit"]),
+        prob_loss=_f(summary["prob_loss"]),
+    )
+
+
 def _arm(c: dict[str, Any], programme_of: dict[str, str]) -> Any:
     from loyalty_pilot.reports.document import ArmResult
 
@@ -280,7 +354,14 @@ def _arm(c: dict[str, Any], programme_of: dict[str, str]) -> Any:
         n_units=int(c.get("n_units") or 0),
         status=str(c.get("status", "ok")),
         method=str(c.get("method", "")),
+        uplift_total_sales=_interval(c) if c.get("scale") == "total" else None,
     )
+
+
+def _interval(c: dict[str, Any]) -> Any:
+    from loyalty_pilot.reports.document import Interval
+
+    return Interval(_f(c.get("relative")), _f(c.get("rel_ci_low")), _f(c.get("rel_ci_high")))
 
 
 def _quantiles(q: Any) -> Any:

@@ -117,6 +117,27 @@ class Decision:
     recommendation_confidence: float | None  # e.g. 1 - p of the head-to-head, or None
     extend_weeks: int | None = None  # EXTEND: more weeks that would settle it
     min_roi: float | None = None
+    rule: str = "interval"  # 'expected_profit' | 'interval' (decision.rule)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A relative uplift and its interval (fractions: 0.01 = +1 %)."""
+
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class Belief:
+    """A belief about the relative uplift of total sales: its mean and sd (fractions),
+    and the normal on log(1 + u) it is (``log_mean``, ``log_sd``)."""
+
+    mean: float | None
+    sd: float | None
+    log_mean: float | None
+    log_sd: float | None
 
 
 @dataclass(frozen=True)
@@ -135,6 +156,14 @@ class ArmResult:
     n_units: int
     status: str
     method: str
+    # the decision's estimand and the money (a variant against the control; None elsewhere)
+    uplift_total_sales: Interval | None = None  # total-sales ratio, at the report's level
+    uplift_log_scale: Interval | None = None  # DiD on log store sales, shown beside it
+    prior: Belief | None = None  # from the programme's assumptions (decision.prior)
+    posterior: Belief | None = None
+    prob_above_break_even: float | None = None
+    expected_profit: float | None = None  # over decision.horizon_months, full rollout
+    prob_loss: float | None = None  # P(loss > decision.loss_threshold)
 
 
 @dataclass(frozen=True)

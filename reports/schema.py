@@ -31,6 +31,7 @@ _PRIMITIVES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 ENUMS: dict[tuple[str, str], tuple[Any, ...]] = {
     ("Decision", "verdict"): d.VERDICTS,
     ("Decision", "threshold_source"): ("break_even", "min_uplift"),
+    ("Decision", "rule"): ("expected_profit", "interval"),
     ("Reason", "code"): tuple(d.REASON_CODES),
     ("Risk", "code"): tuple(d.RISK_CODES),
     ("QualityCheck", "code"): QUALITY_CODES,

@@ -364,7 +364,7 @@ def test_customer_pilot_is_designed_on_customers(ws, tmp_path):
     result = run("design", pilot, "--workspace", ws, "--json", out)
     assert result.exit_code == 0, result.output
     payload = json.loads(out.read_text())
-    assert payload["candidates"]["analysis_unit"] == "customer"
+    assert payload["eligible_units"]["analysis_unit"] == "customer"
     assert payload["assignment"]["counts"] == {"cash": 300, "control": 300, "gift": 300}
     assert (
         payload["assignment"]["details"]["mahalanobis"]
@@ -540,7 +540,14 @@ def test_decide_and_report_on_a_clear_win(ws, tmp_path):
     validate(document)
     decision = document["decision"]
     codes = [r["code"] for r in decision["reasons"]]
-    assert "interval_above_threshold" in codes
+    assert decision["rule"] == "expected_profit"  # the default: on money
+    money = {r["params"]["arm"]: r for r in decision["reasons"] if "expected_profit" in r["params"]}
+    assert money["cash"]["code"] == "expected_profit_go"  # cash +50 % pays, whatever the prior
+    cash = next(a for a in document["arms"] if a["arm"] == "cash")
+    assert cash["expected_profit"] > 0
+    assert cash["prob_above_break_even"] > 0.9
+    assert cash["posterior"]["mean"] > cash["prior"]["mean"]  # the pilot moved it up
+    assert cash["uplift_total_sales"]["estimate"] == cash["relative"]
     assert "balance_ok" in codes
     failed_checks = {"pre_trend_violated", "balance_poor"} & set(codes)
     if failed_checks:  # the pre-trend test rejects 5 % of the time: EXTEND, investigate

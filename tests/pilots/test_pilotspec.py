@@ -200,7 +200,12 @@ def test_defaults_of_a_minimal_pilot() -> None:
     assert spec.power.units_per_arm == [4, 6, 8, 12, 16]
     assert spec.power.weeks == [8, 12, 16]
     assert (spec.power.placebos, spec.power.target) == (1000, 0.8)
-    assert (spec.power.estimator, spec.power.scale) == ("did", "log")
+    assert (spec.power.estimator, spec.power.scale) == ("ratio", "log")
+    assert spec.power.controls == ["matched", "all"]
+    assert spec.decision.rule == "expected_profit"
+    assert (spec.decision.prior, spec.decision.horizon_months) == ("assumptions", 12)
+    assert spec.decision.loss_threshold is None
+    assert spec.decision.max_loss_probability == 0.10
     assert spec.metrics.primary == "sales"
     assert spec.metrics.secondary == []
     assert spec.metrics.guardrails == []
@@ -211,7 +216,7 @@ def test_defaults_of_a_minimal_pilot() -> None:
     )
     assert spec.rollout.holdout_share == 0.0
     assert [w.name for w in spec.rollout.waves] == ["national"]
-    assert spec.evaluation_method == spec.evaluation.method == "did"
+    assert spec.evaluation_method == spec.evaluation.method == "ratio"
     assert spec.evaluation.scale == "auto"
     # the pre-period is 25 weeks: the default eligibility (26 weeks) is capped to it
     assert spec.pre_period.weeks == 25
@@ -487,7 +492,7 @@ RULES = [
         "power-unknown-estimator",
         [("metrics:\n", "power: {estimator: synthetic_control}\nmetrics:\n")],
         ("power", "estimator"),
-        "expected 'did', 'ancova' or 'ri'",
+        "expected 'ratio', 'did', 'ancova' or 'ri'",
     ),
     (
         "secondary-twice",
@@ -594,7 +599,7 @@ RULES = [
         "unknown-evaluation-method",
         [("rollout:", "evaluation: {method: diff}\nrollout:")],
         ("evaluation", "method"),
-        "expected 'did', 'ancova', 'ri', 'synthetic_control' or 'event_study'",
+        "expected 'ratio', 'did', 'ancova', 'ri', 'synthetic_control' or 'event_study'",
     ),
     (
         "arm-file-empty-text",
@@ -885,3 +890,42 @@ def test_json_schema_is_valid_json_with_the_keys() -> None:
     design = schema["$defs"]["Design"]
     assert design["properties"]["method"]["enum"] == list(DESIGN_METHODS)
     assert design["required"] == ["seed"]
+
+
+@pytest.mark.parametrize(
+    ("decision", "key", "fragment"),
+    [
+        ("{prior: {mean: 0.01, sd: 0}}", ("decision", "prior"), "sd must be > 0"),
+        ("{prior: {mean: 0.01, sd: -0.1}}", ("decision", "prior"), "sd must be > 0"),
+        ("{horizon_months: 0}", ("decision", "horizon_months"), "at least 1"),
+        ("{max_loss_probability: 1.0}", ("decision", "max_loss_probability"), "less than 1"),
+        ("{max_loss_probability: 0}", ("decision", "max_loss_probability"), "greater than 0"),
+        ("{rule: significance}", ("decision", "rule"), "expected_profit"),
+        ("{loss_threshold: 0}", ("decision", "loss_threshold"), "greater than 0"),
+    ],
+)
+def test_bad_money_decision_keys_are_named_at_their_line(tmp_path, decision, key, fragment):
+    text = _variant(("decision: {alpha: 0.05, min_uplift: break_even, min_roi: 1.0}",
+                     f"decision: {decision}"))  # fmt: skip
+    file = _write(tmp_path, text)
+    line = 1 + text.splitlines().index(f"decision: {decision}")
+    with pytest.raises(SpecError) as info:
+        load_pilot(file)
+    issue = info.value.errors[0]
+    assert issue.path[: len(key)] == key, str(info.value)
+    assert issue.line == line, str(info.value)
+    assert fragment in issue.reason, issue.reason
+
+
+def test_the_money_decision_keys_load():
+    text = _variant(("decision: {alpha: 0.05, min_uplift: break_even, min_roi: 1.0}",
+                     "decision: {rule: interval, prior: {mean: 0.01, sd: 0.02}, horizon_months: 24,"
+                     " loss_threshold: 50000, max_loss_probability: 0.05}"))  # fmt: skip
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        spec = load_pilot(_write(Path(folder), text)).spec
+    assert spec.decision.rule == "interval"
+    assert (spec.decision.prior.mean, spec.decision.prior.sd) == (0.01, 0.02)
+    assert (spec.decision.horizon_months, spec.decision.loss_threshold) == (24, 50000.0)
+    assert spec.decision.max_loss_probability == 0.05

@@ -1,0 +1,137 @@
+"""The expected-profit rule's inputs for a frozen pilot: per arm the prior, the posterior,
+the money figures and the extension worth buying (:class:`~loyalty_pilot.pilots.decide.
+MoneyView`).
+
+* **Likelihood**: the primary comparison of the arm with the control (not the Bonferroni
+  one: the money rule is not a test), ``log(1 + u)`` and its se on the estimator's own
+  scale (the total-sales ratio by default), widened to its t interval.
+* **Extension** of ``e`` weeks (``EXTENSIONS``, at least one week beyond what was
+  observed): the se after ``W + e`` weeks is the observed se scaled as the design's
+  placebo pilots scale (the MDE at the frozen size over test lengths, log-linear in the
+  weeks between the lengths the power machinery gave; ``sqrt(W / (W + e))`` when it gave
+  none), so serial correlation is kept; the information it adds is the se ``s_e`` with
+  ``1 / s_{W+e}^2 = 1 / s_W^2 + 1 / s_e^2``. Its value is the EVSI of ``s_e`` with the
+  current posterior as the prior; its cost the programme's cost in the treated units
+  for ``e`` weeks plus ``e`` weeks of the decision's expected value lost from the
+  horizon. The extension bought is the one of largest positive net value; none when no
+  ``e`` pays, so the answer does not repeat itself: after the weeks are added the
+  posterior is sharper and the same weeks are worth less.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from loyalty_pilot.experiments.decision_power import likelihood_se
+from loyalty_pilot.experiments.value import evsi, prob_better
+from loyalty_pilot.pilots.decide import MoneyView
+from loyalty_pilot.pilots.money import WEEKS_PER_MONTH, ArmMoney, arm_money
+
+if TYPE_CHECKING:
+    from loyalty_pilot.pilots.pilotspec import PilotFile
+
+EXTENSIONS = (1, 2, 4, 8, 12, 26)
+
+
+def comparison_likelihood(comparison: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """``(log(1 + u), likelihood se)`` of a comparison dict (``Comparison.to_dict``)."""
+    x = comparison.get("log_estimate")
+    if x is None:
+        relative = comparison.get("relative")
+        x = None if relative is None or relative <= -1 else math.log1p(relative)
+    se, df = comparison.get("se"), comparison.get("df")
+    if x is None or se is None or not math.isfinite(float(se)) or not float(se) > 0:
+        return None, None
+    return float(x), float(likelihood_se(float(se), math.inf if df is None else float(df)))
+
+
+def se_scaling(mde_by_weeks: Mapping[int, float], observed: int, total: int) -> float:
+    """``se(total weeks) / se(observed weeks)`` from the design's MDE by test length."""
+    known = sorted((int(w), float(m)) for w, m in mde_by_weeks.items() if m and math.isfinite(m))
+    if len(known) >= 2:
+        weeks = np.log([w for w, _ in known])
+        mdes = np.log([m for _, m in known])
+
+        def at(w: int) -> float:
+            if math.log(w) <= weeks[0] or math.log(w) >= weeks[-1]:  # extrapolate end slopes
+                i = 0 if math.log(w) <= weeks[0] else len(weeks) - 2
+                slope = (mdes[i + 1] - mdes[i]) / (weeks[i + 1] - weeks[i])
+                return float(mdes[i] + slope * (math.log(w) - weeks[i]))
+            return float(np.interp(math.log(w), weeks, mdes))
+
+        ratio = math.exp(at(total) - at(observed))
+        if 0 < ratio < 1:
+            return ratio
+    return math.sqrt(observed / total)
+
+
+def best_extension(
+    money: ArmMoney, weeks_seen: int, treated_weekly_sales: float, mde_by_weeks: Mapping,
+    horizon_months: int,
+) -> tuple[int, float, float] | None:  # fmt: skip
+    """``(weeks, value, cost)`` of the extension of largest positive net value, or None."""
+    if money.posterior is None or money.se is None or weeks_seen < 1:
+        return None
+    belief, econ = money.posterior, money.economics
+    if econ.go(belief):
+        return None
+    horizon_weeks = horizon_months * WEEKS_PER_MONTH
+    best = None
+    for extra in EXTENSIONS:
+        new = money.se * se_scaling(mde_by_weeks, weeks_seen, weeks_seen + extra)
+        added = 1 / math.sqrt(max(1 / new**2 - 1 / money.se**2, 1e-300))
+        value = float(evsi(belief, added, econ))
+        after = econ.value_of_deciding(belief) + value
+        cost = money.cost_per_sales * treated_weekly_sales * extra + max(after, 0.0) * (
+            extra / horizon_weeks
+        )
+        if value - cost > 0 and (best is None or value - cost > best[1] - best[2]):
+            best = (extra, value, cost)
+    return best
+
+
+def money_views(
+    pf: PilotFile,
+    comparisons: Sequence[Mapping[str, Any]],
+    recalibrated: Sequence[Any],
+    *,
+    customers: bool,
+    weeks_seen: int,
+    treated_weekly_sales: Mapping[str, float],
+    mde_by_weeks: Mapping[int, float],
+) -> tuple[dict[str, MoneyView], dict[str, ArmMoney]]:
+    """The expected-profit rule's view of every programme arm (module docstring)."""
+    spec = pf.spec.decision
+    control = pf.control()
+    arms: dict[str, ArmMoney] = {}
+    for r in recalibrated:
+        row = next((c for c in comparisons if c["arm"] == r.arm and c["baseline"] == control), {})
+        x, se = comparison_likelihood(row)
+        try:
+            arms[r.arm] = arm_money(
+                r.arm, r.before, spec, estimate=x, se=se,
+                members_share=r.members_share if customers else 1.0,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise pf.error(("decision", "rule"), str(exc)) from None
+    views = {}
+    for name, money in arms.items():
+        summary = money.summary()
+        better = {
+            other: prob_better(money.belief, money.economics, o.belief, o.economics)
+            for other, o in arms.items()
+            if other != name
+        }
+        extend = best_extension(
+            money, weeks_seen, treated_weekly_sales.get(name, 0.0), mde_by_weeks,
+            spec.horizon_months,
+        )  # fmt: skip
+        views[name] = MoneyView(
+            summary["expected_profit"], summary["prob_above_break_even"], summary["prob_loss"],
+            spec.max_loss_probability, bool(summary["go"]), extend, better,
+        )  # fmt: skip
+    return views, arms
