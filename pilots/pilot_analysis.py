@@ -112,8 +112,28 @@ def weekly_looks(
     pp: PilotPanel, pf: PilotFile, frozen: FrozenAssignment, *, scale: str
 ) -> dict[str, SequentialLook]:
     """Each variant vs the control (DiD, CR2) at the end of every test week so far,
-    monitored against the group-sequential boundaries over the planned weeks."""
-    from loyalty_pilot.experiments.sequential import information_fraction, monitor
+    monitored against the group-sequential boundaries over the planned weeks.
+
+    Information fractions: from the pilot's own pre-period
+    (:func:`~loyalty_pilot.experiments.sequential.information_from_pre_period`: the
+    variance of the final DiD over that at look k, from the stores' weekly
+    autocovariance), as ``k / K`` understates a DiD's early information 2-3 fold on
+    serially correlated weeks; ``k / K`` only when the pre-period is too short
+    (``information`` says which). The boundaries are solved for the correlation of the
+    looks' estimates from the same model (a DiD's looks share the pre-period mean and
+    are less correlated than independent increments assume, which lets more than alpha
+    through), shrunk towards independence as an allowance for its estimation error.
+
+    Every look carries its repeated confidence interval, the interval at that look's
+    boundary: ``ci_low`` / ``ci_high`` on the estimator's scale and ``rci_low`` /
+    ``rci_high`` as relative uplifts (also per look in ``history``). When a pilot stops
+    early, the decision reads the RCI of the stopping look, not the fixed-sample
+    interval."""
+    from loyalty_pilot.experiments.results import relative_from_absolute
+    from loyalty_pilot.experiments.sequential import (
+        information_fraction,
+        monitor,
+    )
     from loyalty_pilot.pilots.pilot_eval import compare
 
     planned = pf.spec.test_period.weeks
@@ -123,24 +143,84 @@ def weekly_looks(
     if seen < 1:
         return out
     looks: dict[str, list[tuple[float, float, float]]] = {a: [] for a in _variants(pf)}
+    means: dict[str, list[float]] = {a: [] for a in _variants(pf)}  # treated level means
+    log_scale = False
     for week in range(1, seen + 1):
         last_day = np.datetime64(pp.start + timedelta(weeks=week), "ns")
         cut = dataclasses.replace(pp, panel=pp.panel[pp.panel["week"] < last_day])
         evaluation = compare(cut, pf, frozen, column=column, method="did", scale=scale)
         for comparison in evaluation.comparisons:
             looks[comparison.arm].append(_log_z(comparison))
-    fractions = information_fraction(np.arange(1, seen + 1), planned)
+            means[comparison.arm].append(_treated_mean(comparison))
+            log_scale = comparison.extras.get("scale") == "log"
+    fractions, information, correlation = _look_fractions(pp, column, planned, log_scale)
+    fractions = fractions[:seen]
+    if information == "weeks":
+        fractions = information_fraction(np.arange(1, seen + 1), planned)
     for arm, rows in looks.items():
         stats = [e / s if s > 0 and math.isfinite(s) else math.nan for e, s, _ in rows]
         dfs = [d for _, _, d in rows]
         df = dfs if all(math.isfinite(d) and d > 0 for d in dfs) else None
         estimate, se, _ = rows[-1]
-        out[arm] = monitor(
+        mean = means[arm][-1]
+        if log_scale:
+            to_relative = math.expm1
+        else:
+
+            def to_relative(x: float, m: float = mean) -> float:
+                return relative_from_absolute(x, m)
+
+        look = monitor(
             stats, fractions, alpha=pf.spec.decision.alpha, spending="obf",
             estimate=estimate if math.isfinite(se) else None,
             se=se if math.isfinite(se) and se > 0 else None, df=df,
+            estimates=[e for e, _, _ in rows], ses=[s for _, s, _ in rows],
+            to_relative=to_relative, information=information, correlation=correlation,
         )  # fmt: skip
+        if not log_scale:  # each look's RCI against that look's treated mean
+            history = []
+            for row, m in zip(look.history, means[arm], strict=True):
+                row = dict(row)
+                row["rci_low"] = relative_from_absolute(row.get("ci_low", math.nan), m)
+                row["rci_high"] = relative_from_absolute(row.get("ci_high", math.nan), m)
+                history.append(row)
+            look = dataclasses.replace(look, history=tuple(history))
+        out[arm] = look
     return out
+
+
+def _treated_mean(comparison: Comparison) -> float:
+    """The treated units' test-period mean ``m`` behind ``relative = v / (m - v)``."""
+    v, r = comparison.estimate, comparison.relative
+    if not (math.isfinite(v) and math.isfinite(r)) or r == 0:
+        return math.nan
+    return float(v + v / r)
+
+
+def _look_fractions(
+    pp: PilotPanel, column: str, planned: int, log_scale: bool
+) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Information fractions of the planned looks and the correlation of the looks'
+    estimates, from the pre-period of the pilot's units (``"pre_period"``), or
+    ``(k / K, "weeks", None)`` when it cannot be estimated."""
+    from loyalty_pilot.experiments.sequential import (
+        information_fraction,
+        information_from_pre_period,
+        look_correlation,
+    )
+
+    weeks = np.arange(1, planned + 1)
+    start = np.datetime64(pp.start, "ns")
+    pre = pp.panel[pp.panel["week"] < start]
+    wide = pre.pivot_table(index=pp.key, columns="week", values=column, aggfunc="sum")
+    y = wide.dropna(axis=0).to_numpy(dtype=float)
+    if log_scale:
+        if not (y > 0).all():
+            return information_fraction(weeks, planned), "weeks", None
+        y = np.log(y)
+    if y.shape[0] < 3 or y.shape[1] < 4:
+        return information_fraction(weeks, planned), "weeks", None
+    return information_from_pre_period(y, planned), "pre_period", look_correlation(y, planned)
 
 
 def guardrail_results(
