@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> str:
             sample = placebo_sample(
                 y, per_arm=size, weeks=args.test_weeks, pre_weeks=args.pre,
                 n_placebos=args.placebos // len(chains), estimator="ratio",
-                controls=args.controls, rng=[args.seed, size, k],
+                controls=args.controls, rng=np.random.default_rng([args.seed, size, k]),
             )  # fmt: skip
             fits.append((sample.estimate, sample.se, sample.df))
         x, se, df = (np.concatenate([f[i] for f in fits]) for i in range(3))
