@@ -35,9 +35,9 @@ Inputs:
   raise ``ValueError``.
 * ``weeks_to_settle(arm)``: how many more weeks would settle the arm's interval against
   the threshold (None: not even the longest test considered), e.g. from
-  :func:`extend_weeks_from_mde`; ``longest_weeks`` the longest total length it
-  considered (the figure of the ``extend_not_enough`` reason); ``alpha`` the pilot's
-  ``decision.alpha`` (the pre-trend rule).
+  :func:`loyalty_pilot.pilots.decision_money.weeks_to_settle`; ``longest_weeks`` the
+  most more weeks it considered (the figure of the ``extend_not_enough`` reason);
+  ``alpha`` the pilot's ``decision.alpha`` (the pre-trend rule).
 
 The rules, in order:
 
@@ -112,7 +112,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 from loyalty_pilot.reports.document import (
@@ -131,7 +130,6 @@ __all__ = [
     "THRESHOLD_SOURCES",
     "MoneyView",
     "decide",
-    "extend_weeks_from_mde",
 ]
 
 SRM_ALPHA = 0.001  # a sample-ratio p-value below this is a mismatch
@@ -516,35 +514,3 @@ def decide(
     elif not_enough:
         reasons.append(_reason("extend_not_enough", False, weeks=longest_weeks))
     return verdict("EXTEND", extend=extend)
-
-
-def extend_weeks_from_mde(
-    estimate: float,
-    threshold: float,
-    mde_by_weeks: Mapping[int, float],
-    weeks_observed: int,
-    *,
-    alpha: float,
-    power: float,
-) -> int | None:
-    """More weeks that would settle an interval around ``estimate`` against ``threshold``.
-
-    ``mde_by_weeks``: total test length in weeks -> the minimum detectable (relative)
-    effect at ``power`` and two-sided level ``alpha`` (the power table of the design, on
-    the scale of ``estimate`` and ``threshold``). An MDE is ``(z_{1-alpha/2} + z_power) *
-    se``, so the interval's expected half-width at that length is ``mde * z_{1-alpha/2} /
-    (z_{1-alpha/2} + z_power)``. Returns the smallest length whose half-width is below
-    ``|estimate - threshold|``, minus ``weeks_observed`` (at least 1); None when no length
-    of the mapping is long enough (or the estimate sits on the threshold). Missing MDEs
-    (None, NaN) are skipped.
-    """
-    z_alpha = NormalDist().inv_cdf(1 - alpha / 2)
-    z_power = NormalDist().inv_cdf(power)
-    gap = abs(float(estimate) - float(threshold))
-    for weeks in sorted(mde_by_weeks):
-        mde = _num(mde_by_weeks[weeks])
-        if mde is None:
-            continue
-        if mde * z_alpha / (z_alpha + z_power) < gap:
-            return max(int(weeks) - int(weeks_observed), 1)
-    return None

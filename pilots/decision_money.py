@@ -135,3 +135,36 @@ def money_views(
             spec.max_loss_probability, bool(summary["go"]), extend, better,
         )  # fmt: skip
     return views, arms
+
+
+def weeks_to_settle(
+    comparison: Mapping[str, Any],
+    threshold: float,
+    alpha: float,
+    weeks_seen: int,
+    mde_by_weeks: Mapping[int, float],
+    *,
+    longest: int = max(EXTENSIONS),
+) -> int | None:
+    """The interval rule's extension: the fewest more weeks (at least one) after which
+    the ``1 - alpha`` interval, on the log scale of the estimate, is expected to be
+    narrower than the distance from the estimate to ``log(1 + threshold)``: ``t_{df}
+    se_W s(W + e) / s(W)`` with the *observed* se and df and the design's scaling
+    :func:`se_scaling`. None when not even ``longest`` more weeks would."""
+    from scipy import stats
+
+    x = comparison.get("log_estimate")
+    if x is None:
+        relative = comparison.get("relative")
+        x = None if relative is None or relative <= -1 else math.log1p(relative)
+    se, df = comparison.get("se"), comparison.get("df")
+    if x is None or se is None or not float(se) > 0 or threshold <= -1 or weeks_seen < 1:
+        return None
+    df = math.inf if df is None or not float(df) > 0 else float(df)
+    t = float(stats.t.ppf(1 - alpha / 2, df))
+    gap = abs(float(x) - math.log1p(threshold))
+    for extra in range(1, longest + 1):
+        half = t * float(se) * se_scaling(mde_by_weeks, weeks_seen, weeks_seen + extra)
+        if half < gap:
+            return extra
+    return None

@@ -111,8 +111,11 @@ def _log_z(comparison: Comparison) -> tuple[float, float, float]:
 def weekly_looks(
     pp: PilotPanel, pf: PilotFile, frozen: FrozenAssignment, *, scale: str
 ) -> dict[str, SequentialLook]:
-    """Each variant vs the control (DiD, CR2) at the end of every test week so far,
-    monitored against the group-sequential boundaries over the planned weeks.
+    """Each variant vs the control at the end of every test week so far, by the decision's
+    estimator (the total-sales ratio, on the log of the ratio, when the evaluation method
+    is ``ratio``; else the DiD with CR2), monitored against the group-sequential
+    boundaries over the planned weeks at ``alpha / k`` for ``k`` variants (Bonferroni, as
+    the GO rule's intervals).
 
     Information fractions: from the pilot's own pre-period
     (:func:`~loyalty_pilot.experiments.sequential.information_from_pre_period`: the
@@ -145,14 +148,18 @@ def weekly_looks(
     looks: dict[str, list[tuple[float, float, float]]] = {a: [] for a in _variants(pf)}
     means: dict[str, list[float]] = {a: [] for a in _variants(pf)}  # treated level means
     log_scale = False
+    # the decision's estimator: the total-sales ratio (log of the ratio) or the DiD
+    method = "ratio" if pf.spec.evaluation_method == "ratio" else "did"
+    # each variant's looks at alpha / k: the RCI is then the simultaneous interval GO reads
+    alpha = pf.spec.decision.alpha / max(len(_variants(pf)), 1)
     for week in range(1, seen + 1):
         last_day = np.datetime64(pp.start + timedelta(weeks=week), "ns")
         cut = dataclasses.replace(pp, panel=pp.panel[pp.panel["week"] < last_day])
-        evaluation = compare(cut, pf, frozen, column=column, method="did", scale=scale)
+        evaluation = compare(cut, pf, frozen, column=column, method=method, scale=scale)
         for comparison in evaluation.comparisons:
             looks[comparison.arm].append(_log_z(comparison))
             means[comparison.arm].append(_treated_mean(comparison))
-            log_scale = comparison.extras.get("scale") == "log"
+            log_scale = comparison.extras.get("scale") in ("log", "total")
     fractions, information, correlation = _look_fractions(pp, column, planned, log_scale)
     fractions = fractions[:seen]
     if information == "weeks":
@@ -171,7 +178,7 @@ def weekly_looks(
                 return relative_from_absolute(x, m)
 
         look = monitor(
-            stats, fractions, alpha=pf.spec.decision.alpha, spending="obf",
+            stats, fractions, alpha=alpha, spending="obf",
             estimate=estimate if math.isfinite(se) else None,
             se=se if math.isfinite(se) and se > 0 else None, df=df,
             estimates=[e for e, _, _ in rows], ses=[s for _, s, _ in rows],

@@ -151,22 +151,21 @@ def build_document(
     quality = _quality(analysis, balance, balance_p, weeks_seen, planned, pf, pp, frozen)
     crossed = {arm: efficacy_stop(look) is not None for arm, look in analysis.sequential.items()}
 
+    simultaneous_of = {c["arm"]: c for c in simultaneous if c["baseline"] == pf.control()}
+
     def settle(arm: str) -> int | None:
-        from loyalty_pilot.pilots.decide import extend_weeks_from_mde
+        from loyalty_pilot.pilots.decision_money import weeks_to_settle
 
-        row = next((a for a in arms if a.arm == arm), None)
         own = threshold.get(arm) if isinstance(threshold, dict) else threshold
-        if row is None or row.relative is None or own is None or not mde_by_weeks:
+        if arm not in simultaneous_of or own is None:
             return None
-        return extend_weeks_from_mde(
-            row.relative,
-            own,
-            mde_by_weeks,
-            weeks_seen,
-            alpha=spec.decision.alpha / max(len(pf.variants()), 1),
-            power=spec.power.target,
-        )
+        return weeks_to_settle(
+            simultaneous_of[arm], own, spec.decision.alpha / max(len(pf.variants()), 1),
+            weeks_seen, mde_by_weeks,
+        )  # fmt: skip
 
+    if spec.decision.rule == "interval":  # stopped early: GO reads the repeated CI
+        arms = [_with_rci(a, analysis.sequential.get(a.arm), weeks_seen, planned) for a in arms]
     views = None
     if spec.decision.rule == "expected_profit":
         from loyalty_pilot.pilots.decision_money import money_views
@@ -189,8 +188,8 @@ def build_document(
         weeks_observed=weeks_seen,
         weeks_planned=planned,
         sequential_crossed=crossed,
-        weeks_to_settle=settle if mde_by_weeks else None,  # no power table: cannot say
-        longest_weeks=max(mde_by_weeks) - weeks_seen if mde_by_weeks else None,  # more weeks
+        weeks_to_settle=settle,
+        longest_weeks=26,  # the longest extension weeks_to_settle considers
         alpha=spec.decision.alpha,
     )
     say("gathering the report")
@@ -313,6 +312,20 @@ def _with_log_scale(arms: list[Any], pp: Any, pf: PilotFile, frozen: Any, seed: 
         )  # fmt: skip
         out.append(dataclasses.replace(row, uplift_log_scale=interval))
     return out
+
+
+def _with_rci(row: Any, look: Any, weeks_seen: int, planned: int) -> Any:
+    """When the pilot stopped early on an efficacy crossing, the arm's interval is the
+    repeated confidence interval of the current look (valid under the monitoring; the
+    fixed-sample interval is not), and its method says so."""
+    import dataclasses
+
+    if look is None or weeks_seen >= planned or efficacy_stop(look) is None:
+        return row
+    low, high = _f(look.rci_low), _f(look.rci_high)
+    if low is None or high is None:
+        return row
+    return dataclasses.replace(row, rel_ci_low=low, rel_ci_high=high, method=f"{row.method}+rci")
 
 
 def _belief(b: Any) -> Any:

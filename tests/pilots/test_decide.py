@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from loyalty_pilot.pilots.decide import decide, extend_weeks_from_mde
+from loyalty_pilot.pilots.decide import decide
 from loyalty_pilot.reports.document import (
     REASON_CODES,
     VERDICTS,
@@ -350,44 +350,6 @@ def test_bad_input_raises():
         run([])
     with pytest.raises(ValueError, match="quality check"):
         run([WIN], quality=[QualityCheck("srm", False, {})])
-
-
-# extend_weeks_from_mde: half-width = mde * z_.975 / (z_.975 + z_.8) = mde * 0.699577
-MDE = {8: 0.06, 12: 0.045, 16: 0.036}  # half-widths 0.04197, 0.03148, 0.02519
-
-
-@pytest.mark.parametrize(
-    ("estimate", "observed", "expected"),
-    [
-        (0.05, 6, 10),  # gap 0.03: 12 weeks is not enough (0.0315), 16 is
-        (0.055, 6, 6),  # gap 0.035: 12 weeks
-        (-0.01, 6, 10),  # below the threshold: the same gap
-        (0.065, 10, 1),  # 8 weeks would have done: at least one more week
-        (0.04, 6, None),  # gap 0.02: not even 16 weeks
-        (0.02, 6, None),  # on the threshold
-    ],
-)
-def test_extend_weeks_from_mde_by_hand(estimate, observed, expected):
-    got = extend_weeks_from_mde(estimate, THRESHOLD, MDE, observed, alpha=0.05, power=0.8)
-    assert got == expected
-
-
-def test_extend_weeks_from_mde_skips_missing_and_sorts():
-    mde = {16: 0.036, 8: math.nan, 12: 0.045}
-    assert extend_weeks_from_mde(0.055, THRESHOLD, mde, 4, alpha=0.05, power=0.8) == 8
-    # alpha 0.1, power 0.9: ratio 1.645 / (1.645 + 1.2816) = 0.5621: 12 weeks give 0.0253
-    assert extend_weeks_from_mde(0.046, THRESHOLD, MDE, 4, alpha=0.1, power=0.9) == 8
-
-
-def test_extend_weeks_from_mde_feeds_decide():
-    def settle(name: str) -> int | None:
-        estimate = {"cash": 0.05, "gift": 0.04}[name]
-        return extend_weeks_from_mde(estimate, THRESHOLD, MDE, 12, alpha=0.05, power=0.8)
-
-    decision = run([OPEN, OPEN2], weeks_to_settle=settle)
-    assert decision.verdict == "EXTEND"
-    assert decision.extend_weeks == 4
-    assert decision.reasons[-1].params == {"weeks": 4}
 
 
 def test_the_look_comes_from_the_sequential_quality_row():
