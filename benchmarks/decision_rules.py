@@ -61,18 +61,55 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--variants", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--pilot",
+        help="a pilot YAML: its workspace's store panel (eligible stores, pre-period) for the "
+        "placebos and its variants' own priors and economics (the arm of smallest "
+        "break-even) instead of --break-even/--cost/--prior-*; needs --workspace",
+    )
+    p.add_argument("--workspace", help="the workspace of --pilot (e.g. demo-workspace)")
     args = p.parse_args(argv)
     if args.quick:
         args.chains, args.placebos, args.customers, args.sizes = 1, 300, 3000, "8"
     return args
 
 
+def from_pilot(pilot: str, workspace: str | None) -> tuple[list[np.ndarray], Normal, Economics]:
+    """The workspace's pre-period store panel and the pilot's key arm's prior/economics."""
+    from loyalty_pilot.pilots.money import arm_money
+    from loyalty_pilot.pilots.pilot_data import load_pilot_data
+    from loyalty_pilot.pilots.pilot_design import arm_projections
+    from loyalty_pilot.pilots.pilotspec import load_pilot
+    from loyalty_pilot.pilots.workspace import open_workspace
+
+    if workspace is None:
+        raise SystemExit("--pilot needs --workspace")
+    pf = load_pilot(pilot)
+    con = open_workspace(workspace).connect(create=False, read_only=True)
+    try:
+        data = load_pilot_data(con, pf)
+        money = [
+            arm_money(arm, projection, pf.spec.decision)
+            for arm, projection in arm_projections(con, pf).items()
+        ]
+    finally:
+        con.close()
+    key = min(money, key=lambda m: m.economics.break_even)
+    return [data.wide.to_numpy(dtype=float)], key.prior, key.economics
+
+
 def main(argv: list[str] | None = None) -> str:
     args = parse(argv)
     began = time.perf_counter()
-    chains = make_chains(args.chains, args.stores, args.customers, args.weeks, seed=args.seed)
-    econ = Economics.from_break_even(args.cost, args.break_even, args.cost, 0.10)
-    prior = Normal.of_uplift(args.prior_mean, args.prior_sd)
+    if args.pilot:
+        chains, prior, econ = from_pilot(args.pilot, args.workspace)
+        args.break_even, args.cost = econ.break_even, econ.cost
+        args.prior_mean, args.prior_sd = prior.uplift_mean, prior.uplift_sd
+        args.pre = min(args.pre, chains[0].shape[1] - args.test_weeks)
+    else:
+        chains = make_chains(args.chains, args.stores, args.customers, args.weeks, seed=args.seed)
+        econ = Economics.from_break_even(args.cost, args.break_even, args.cost, 0.10)
+        prior = Normal.of_uplift(args.prior_mean, args.prior_sd)
     rules = {
         "expected_profit": ProfitRule(prior, econ),
         "interval": IntervalRule(args.alpha / args.variants, args.break_even),
@@ -81,10 +118,10 @@ def main(argv: list[str] | None = None) -> str:
     uplifts = {"0": 0.0, "u*": be, "2u*": 2 * be, "5u*": 5 * be}
     draws = np.expm1(prior.mean + prior.sd * np.random.default_rng(args.seed).standard_normal(400))
     lines = [
-        f"Placebo pilots: {args.placebos} per size x {args.chains} chains of {args.stores} "
+        f"Placebo pilots: {args.placebos} per size x {len(chains)} chains of {chains[0].shape[0]} "
         f"stores, {args.test_weeks} test weeks, pre {args.pre} weeks, controls "
         f"{args.controls}; u* = {be:+.2%}, prior {args.prior_mean:+.2%} (sd "
-        f"{args.prior_sd:.2%}).",
+        f"{args.prior_sd:.2%}), cost {args.cost:,.0f}.",
         "",
         "| stores per arm | rule | P(GO) at 0 (false GO) | at u* | at 2u* | at 5u* | regret "
         "at 0 | at u* | at 2u* | at 5u* | regret over the prior |",
