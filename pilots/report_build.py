@@ -73,7 +73,7 @@ def build_document(
 ) -> tuple[DecisionDocument, dict[str, Any]]:
     """The decision document of the frozen pilot, and the pieces it was built from
     (``analysis``: the evaluation, ``recalibrated``: the recalibration of each arm).
-    ``con`` must be writable (the recalibrated assumptions are saved)."""
+    Nothing is written to the workspace (only ``recalibrate`` saves assumption sets)."""
     from loyalty_pilot.pilots.decide import decide
     from loyalty_pilot.pilots.pilot_design import check_break_even_metric
     from loyalty_pilot.pilots.recalibrate import recalibrate_pilot
@@ -238,7 +238,7 @@ def build_document(
         design.per_arm,
         pf,
     )
-    rollout = _rollout(con, pf, data)
+    rollout = _rollout(con, pf, data, frozen.version)  # the version the document reads
     files = {str(pf.path): _sha(pf.path)}
     files.update({str(p): _sha(p) for p in pf.programme_paths.values()})
     from loyalty_pilot import __version__
@@ -828,13 +828,15 @@ def _risks(
     return risks
 
 
-def _rollout(con: duckdb.DuckDBPyConnection, pf: PilotFile, data: Any) -> Any:
+def _rollout(
+    con: duckdb.DuckDBPyConnection, pf: PilotFile, data: Any, version: int | None = None
+) -> Any:
     from loyalty_pilot.pilots.pilot_freeze import rollout_plan
     from loyalty_pilot.reports.document import RolloutSummary, WaveRow
 
     if pf.spec.unit == "customer":
         return None
-    plan, stage, frozen = rollout_plan(con, pf, data)
+    plan, stage, frozen = rollout_plan(con, pf, data, version=version)
     waves = [
         WaveRow(w.name, len(w.stores), w.start.isoformat(), w.weeks, w.gate, list(w.regions))
         for w in plan.waves

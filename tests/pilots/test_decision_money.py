@@ -85,3 +85,22 @@ def test_an_early_stop_reads_the_repeated_confidence_interval():
         history=({"look": 6, "crossed": True, "statistic": -3.4},), rci_low=-0.2, rci_high=-0.01
     )
     assert _with_rci(row, down, weeks_seen=6, planned=12) is row  # harm is no efficacy stop
+
+
+def test_the_report_rollout_reads_the_documents_version(monkeypatch):
+    from types import SimpleNamespace
+
+    from loyalty_pilot.pilots import pilot_freeze
+    from loyalty_pilot.pilots.report_build import _rollout
+
+    seen = {}
+
+    def plan(con, pf, data, *, version=None, say=None):
+        seen["version"] = version
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pilot_freeze, "rollout_plan", plan)
+    pf = SimpleNamespace(spec=SimpleNamespace(unit="store"))
+    with pytest.raises(RuntimeError, match="stop here"):
+        _rollout(None, pf, None, 3)
+    assert seen["version"] == 3
