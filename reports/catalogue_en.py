@@ -24,6 +24,11 @@ EN: dict[str, str] = {
     "summary.interval_simultaneous": "Intervals at {level} confidence each, so that the {arms} "
     "variants are covered together at {total} (Bonferroni): the intervals the decision reads.",
     "summary.rollout": "At full rollout, over {months} months",
+    "summary.money_arm": "{arm}: uplift of total sales {estimate} ({low} to {high}); "
+    "prior {prior} (sd {prior_sd}, from the programme's assumptions), after the pilot "
+    "{posterior} (sd {posterior_sd}).",
+    "summary.log_scale": "    the store-equal-weight (log-scale) estimate differs: "
+    "{estimate} ({low} to {high}).",
     "summary.risks": "The three biggest risks",
     "summary.no_risks": "No notable risk was found.",
     "summary.more": "Details follow below.",

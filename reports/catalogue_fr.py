@@ -23,6 +23,11 @@ FR: dict[str, str] = {
     "summary.interval_simultaneous": "Intervalles de confiance à {level} chacun, pour couvrir "
     "ensemble les {arms} variantes à {total} (Bonferroni) : ceux que lit la décision.",
     "summary.rollout": "Au déploiement complet, sur {months} mois",
+    "summary.money_arm": "{arm} : effet sur les ventes totales {estimate} ({low} à "
+    "{high}) ; a priori {prior} (écart-type {prior_sd}, hypothèses du programme), "
+    "après le pilote {posterior} (écart-type {posterior_sd}).",
+    "summary.log_scale": "    l'estimation à poids égal par magasin (échelle log) "
+    "diffère : {estimate} ({low} à {high}).",
     "summary.risks": "Les trois principaux risques",
     "summary.no_risks": "Aucun risque notable n'a été relevé.",
     "summary.more": "Le détail suit.",
