@@ -19,6 +19,15 @@ Rules:
 :func:`go_curve` gives P(GO) at several uplifts; :func:`mde_go` the smallest uplift whose
 P(GO) reaches a target (the "MDE of the decision"), by bisection (P(GO) is increasing in
 ``u`` for both rules).
+
+Normal placebos in closed form (a customer-randomized test, whose thousands of customers
+make ``x_hat ~ N(log(1 + u), se^2)`` with a known ``se`` and no t): both rules then go
+exactly when ``x_hat`` clears a cut :func:`go_cut_normal` (the interval rule:
+``log(1 + threshold) + z_{1 - alpha / 2} se``; the profit rule: ``se^2 (c(s1) (w0 + w1) -
+w0 m0)`` with ``w0 = 1 / s0^2``, ``w1 = 1 / se^2``, ``s1^2 = 1 / (w0 + w1)``), so
+``P(GO | u) = Phi((log(1 + u) - cut) / se)`` (:func:`go_curve_normal`) and the MDE of the
+decision is ``expm1(cut + z_target se)`` (:func:`mde_go_normal`), what :func:`go_curve`
+and :func:`mde_go` give on many normal placebos.
 """
 
 from __future__ import annotations
@@ -32,7 +41,17 @@ from scipy import stats
 
 from .value import Economics, Normal
 
-__all__ = ["IntervalRule", "ProfitRule", "go_curve", "go_share", "likelihood_se", "mde_go"]
+__all__ = [
+    "IntervalRule",
+    "ProfitRule",
+    "go_curve",
+    "go_curve_normal",
+    "go_cut_normal",
+    "go_share",
+    "likelihood_se",
+    "mde_go",
+    "mde_go_normal",
+]
 
 _Z975 = float(stats.norm.ppf(0.975))
 
@@ -128,3 +147,36 @@ def mde_go(
         else:
             lo = mid
     return math.expm1(hi)
+
+
+def go_cut_normal(rule: Rule, se: float) -> float:
+    """The estimate ``x_hat`` above which ``rule`` goes, for an estimate of known ``se``
+    (normal, no df): module docstring. ``inf`` when the rule never goes."""
+    if not (math.isfinite(se) and se > 0):
+        raise ValueError(f"se == {se!r}, must be > 0.")
+    if isinstance(rule, IntervalRule):
+        return math.log1p(rule.threshold) + float(stats.norm.ppf(1 - rule.alpha / 2)) * se
+    w0, w1 = 1 / rule.prior.sd**2, 1 / se**2
+    cut = float(rule.economics.go_cut(math.sqrt(1 / (w0 + w1))))
+    if not math.isfinite(cut):
+        return math.inf
+    return (cut * (w0 + w1) - w0 * rule.prior.mean) / w1
+
+
+def go_curve_normal(rule: Rule, se: float, uplifts: Sequence[float]) -> list[float]:
+    """P(GO) at each of ``uplifts`` for ``x_hat ~ N(log(1 + u), se^2)``, in closed form."""
+    cut = go_cut_normal(rule, se)
+    if any(not u > -1 for u in uplifts):
+        raise ValueError(f"uplifts == {list(uplifts)!r}, each must be > -1.")
+    return [float(stats.norm.sf((cut - math.log1p(u)) / se)) for u in uplifts]
+
+
+def mde_go_normal(rule: Rule, se: float, *, target: float = 0.8, upper: float = 9.0) -> float:
+    """:func:`mde_go` for normal placebos in closed form: ``max(0, expm1(cut + z_target
+    se))``, inf above ``upper``."""
+    if not 0 < target < 1:
+        raise ValueError(f"target == {target!r}, must be in (0, 1).")
+    x = go_cut_normal(rule, se) + float(stats.norm.ppf(target)) * se
+    if x > math.log1p(upper):
+        return math.inf
+    return max(0.0, math.expm1(x))

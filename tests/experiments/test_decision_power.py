@@ -86,3 +86,39 @@ def test_degenerate_placebos_count_as_no_go():
     x = np.array([1.0, np.nan, 1.0])
     se = np.array([0.01, 0.01, np.nan])
     assert go_share(rule, x, se, np.full(3, np.inf), 0.0) == pytest.approx(1 / 3)
+
+
+NORMAL_RULES = [
+    IntervalRule(alpha=0.025, threshold=0.005),
+    ProfitRule(Normal(0.004, 0.01), Economics.from_break_even(1e6, 0.005, 1e6, 0.10)),
+    ProfitRule(Normal(0.03, 0.01), Economics.from_break_even(1e6, 0.005, 1e6, 0.10)),
+]
+
+
+@pytest.mark.parametrize("rule", NORMAL_RULES)
+def test_normal_closed_forms_match_the_placebo_curve_and_mde(placebos, rule):
+    from loyalty_pilot.experiments.decision_power import go_curve_normal, mde_go_normal
+
+    uplifts = [0.0, 0.005, 0.01, 0.03, 0.06]
+    closed = go_curve_normal(rule, SE, uplifts)
+    assert closed == pytest.approx(go_curve(rule, *placebos, uplifts), abs=3e-3)
+    assert closed == sorted(closed)
+    closed_mde = mde_go_normal(rule, SE, target=0.8)
+    assert closed_mde == pytest.approx(mde_go(rule, *placebos, target=0.8), abs=1e-3)
+
+
+def test_normal_closed_forms_at_the_edges():
+    from loyalty_pilot.experiments.decision_power import (
+        go_curve_normal,
+        go_cut_normal,
+        mde_go_normal,
+    )
+
+    sure = ProfitRule(Normal(0.05, 0.01), Economics.from_break_even(1e6, 0.005, 1e6, 0.10))
+    assert mde_go_normal(sure, 0.02) == 0.0  # the prior alone goes: P(GO | 0) >= target
+    never = ProfitRule(Normal(0.0, 0.01), Economics(0.0, 1e6, 1e6, 0.1))  # no slope: no GO
+    assert go_cut_normal(never, 0.02) == math.inf
+    assert go_curve_normal(never, 0.02, [0.0, 1.0]) == [0.0, 0.0]
+    assert mde_go_normal(never, 0.02) == math.inf
+    with pytest.raises(ValueError, match="se"):
+        go_cut_normal(sure, 0.0)
