@@ -12,7 +12,12 @@ EVSI and cost come from :func:`loyalty_pilot.pilots.money.pilot_value` (every va
 prior and economics; the treated units' sales from the placebos' treated share of the
 chain's weekly sales).
 
-The recommendation: ``pilot`` (the candidate of largest net value, when positive);
+Customer-randomized tests (:mod:`loyalty_pilot.pilots.customer_candidates`, when the offer
+can be targeted per customer) come in as ``extra`` candidates valued the same way.
+
+The recommendation: ``pilot`` (the candidate of largest net value, when positive), or
+``customer_test`` when that candidate is a customer-randomized test beside a store or
+region pilot (for a ``unit: customer`` pilot they are its own design: ``pilot``);
 otherwise ``rollout_with_holdout`` when rolling out now is worth money under the prior
 (no pilot pays for itself: roll out in waves with a randomized holdout, which measures
 the uplift at no delay), else ``do_not_roll_out`` (neither the programme nor a pilot of
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,7 +43,7 @@ from loyalty_pilot.experiments.decision_power import (
 from loyalty_pilot.pilots.money import ArmMoney, Candidate, pilot_value
 
 MULTIPLES = (("0", 0.0), ("1x", 1.0), ("2x", 2.0), ("5x", 5.0))
-RECOMMENDATIONS = ("pilot", "rollout_with_holdout", "do_not_roll_out")
+RECOMMENDATIONS = ("pilot", "customer_test", "rollout_with_holdout", "do_not_roll_out")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class ValueSizing:
     recommendation: str
     best: Candidate | None
     rule: str
+    customer_tests: dict[str, Any] | None = None  # the customer candidates' figures
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,7 +65,32 @@ class ValueSizing:
             "recommendation": self.recommendation,
             "best": None if self.best is None else self.best.to_dict(),
             "candidates": [c.to_dict() for c in self.candidates],
+            "customer_tests": self.customer_tests,
+            "notes": list(self.notes),
         }
+
+
+def decision_rule(money: Sequence[ArmMoney], rule: str, alpha: float) -> tuple[Any, float]:
+    """The rule P(GO) is computed by, for the arm of smallest break-even, and that
+    break-even: the expected-profit rule with the arm's prior, or the interval rule at
+    ``alpha / k`` (``k`` programme arms)."""
+    if not money:
+        raise ValueError("money: no programme arm to value.")
+    key = min(money, key=lambda m: m.economics.break_even)
+    if rule == "expected_profit":
+        return ProfitRule(key.prior, key.economics), key.economics.break_even
+    return IntervalRule(alpha / len(money), key.economics.break_even), key.economics.break_even
+
+
+def recommend(candidates: Sequence[Candidate], value_now: float, pilot_unit: str = "store") -> str:
+    """``pilot`` or ``customer_test`` for the candidate of largest positive net value (a
+    customer one beside a store or region pilot: ``customer_test``), else
+    ``rollout_with_holdout`` when deciding now is worth money, else ``do_not_roll_out``."""
+    best = max(candidates, key=lambda c: c.net_value, default=None)
+    if best is not None and best.net_value > 0:
+        beside = best.unit == "customer" and pilot_unit != "customer"
+        return "customer_test" if beside else "pilot"
+    return "rollout_with_holdout" if value_now > 0 else "do_not_roll_out"
 
 
 def size_by_value(
@@ -71,15 +103,15 @@ def size_by_value(
     chain_weekly_sales: float,
     horizon_months: int,
     seed: int = 0,
+    extra: Sequence[Candidate] = (),
+    pilot_unit: str = "store",
+    customer_tests: dict[str, Any] | None = None,
+    notes: Sequence[str] = (),
 ) -> ValueSizing:
-    """Every candidate of ``tables`` (controls -> PowerTable with fits) valued."""
-    if not money:
-        raise ValueError("money: no programme arm to value.")
-    key = min(money, key=lambda m: m.economics.break_even)
-    if rule == "expected_profit":
-        decision_rule: Any = ProfitRule(key.prior, key.economics)
-    else:
-        decision_rule = IntervalRule(alpha / len(money), key.economics.break_even)
+    """Every candidate of ``tables`` (controls -> PowerTable with fits) valued, then the
+    ``extra`` candidates already valued (customer-randomized tests), and the
+    recommendation among them all (:func:`recommend`)."""
+    the_rule, be = decision_rule(money, rule, alpha)
     now = max(0.0, *(m.economics.value_of_deciding(m.prior) for m in money))
     candidates = []
     for controls, table in tables.items():
@@ -89,10 +121,9 @@ def size_by_value(
             if finite.size == 0:
                 continue
             se = float(np.median(finite))
-            be = key.economics.break_even
             uplifts = [m * be for _, m in MULTIPLES]
-            curve = go_curve(decision_rule, fits.estimate, fits.se, fits.df, uplifts)
-            go80 = mde_go(decision_rule, fits.estimate, fits.se, fits.df, target=target)
+            curve = go_curve(the_rule, fits.estimate, fits.se, fits.df, uplifts)
+            go80 = mde_go(the_rule, fits.estimate, fits.se, fits.df, target=target)
             treated = float(fits.treated_share) * chain_weekly_sales * cell.weeks
             _, _, gain, cost = pilot_value(money, se, treated, cell.weeks, horizon_months, rng=seed)
             candidates.append(
@@ -102,14 +133,12 @@ def size_by_value(
                     float(gain), float(cost), float(gain - cost),
                 )
             )  # fmt: skip
+    candidates += list(extra)
     best = max(candidates, key=lambda c: c.net_value, default=None)
-    if best is not None and best.net_value > 0:
-        recommendation = "pilot"
-    elif now > 0:
-        recommendation = "rollout_with_holdout"
-    else:
-        recommendation = "do_not_roll_out"
-    return ValueSizing(tuple(candidates), now, recommendation, best, rule)
+    recommendation = recommend(candidates, now, pilot_unit)
+    return ValueSizing(
+        tuple(candidates), now, recommendation, best, rule, customer_tests, tuple(notes)
+    )
 
 
 def _finite(value: float | None) -> float | None:
@@ -127,27 +156,44 @@ def sizing_lines(sizing: ValueSizing, currency: str, money: Sequence[ArmMoney]) 
             f"{currency} {m.economics.expected_profit(p):,.0f}"
         )
     lines.append(
-        f"  {'per arm':>7} {'weeks':>5} {'controls':>8} {'MDE':>7} {'MDE_GO':>7} "
+        f"  {'unit':<8} {'per arm':>7} {'weeks':>5} {'controls':>10} {'MDE':>7} {'MDE_GO':>7} "
         f"{'P(GO|0)':>7} {'P(GO|BE)':>8} {'P(GO|2BE)':>9} {'EVSI':>12} {'cost':>12} {'net':>12}"
     )
     for c in sizing.candidates:
         lines.append(
-            f"  {c.units_per_arm:>7} {c.weeks:>5} {c.controls:>8} {_pct(c.mde):>7} "
+            f"  {c.unit:<8} {c.units_per_arm:>7} {c.weeks:>5} {c.controls:>10} {_pct(c.mde):>7} "
             f"{_pct(c.mde_go):>7} {c.p_go['0']:>7.1%} {c.p_go['1x']:>8.1%} "
             f"{c.p_go['2x']:>9.1%} {c.evsi:>12,.0f} {c.cost:>12,.0f} {c.net_value:>12,.0f}"
         )
     prior_sd = ", ".join(f"{m.arm} {m.prior.uplift_sd:.2%}" for m in money)
     lines.append(f"  prior sd of the uplift (to read beside each MDE): {prior_sd}")
+    lines += _customer_lines(sizing)
+    customers = [c for c in sizing.candidates if c.unit == "customer"]
     if sizing.recommendation == "pilot" and sizing.best is not None:
         b = sizing.best
+        word = "customers" if b.unit == "customer" else "stores"
         lines.append(
-            f"Recommendation: a pilot of {b.units_per_arm} stores per arm for {b.weeks} weeks "
+            f"Recommendation: a pilot of {b.units_per_arm} {word} per arm for {b.weeks} weeks "
             f"({b.controls} controls): worth {currency} {b.evsi:,.0f} in a better decision for "
             f"a cost of {currency} {b.cost:,.0f}."
         )
-    elif sizing.recommendation == "rollout_with_holdout":
+    elif sizing.recommendation == "customer_test" and sizing.best is not None:
+        b = sizing.best
+        stores = [c for c in sizing.candidates if c.unit != "customer"]
+        versus = ""
+        if stores:
+            top = max(stores, key=lambda c: c.net_value)
+            versus = f"; the best store pilot nets {currency} {top.net_value:,.0f}"
         lines.append(
-            "Recommendation: no pilot pays: roll out in waves with a randomized holdout "
+            f"Recommendation: a customer-randomized test is worth more: {b.units_per_arm} "
+            f"customers per arm for {b.weeks} weeks (the offer randomized to identified "
+            f"customers), worth {currency} {b.evsi:,.0f} in a better decision for a cost of "
+            f"{currency} {b.cost:,.0f} (net {currency} {b.net_value:,.0f}{versus})."
+        )
+    elif sizing.recommendation == "rollout_with_holdout":
+        nor = ", nor does a customer-randomized test" if customers else ""
+        lines.append(
+            f"Recommendation: no pilot pays{nor}: roll out in waves with a randomized holdout "
             f"(deciding now is worth {currency} {sizing.value_now:,.0f} on the assumptions)."
         )
     else:
@@ -155,6 +201,23 @@ def sizing_lines(sizing: ValueSizing, currency: str, money: Sequence[ArmMoney]) 
             "Recommendation: neither the programme nor a pilot of it pays on its own "
             "assumptions: do not roll out (or revise the programme)."
         )
+    return lines
+
+
+def _customer_lines(sizing: ValueSizing) -> list[str]:
+    """What the customer-randomized candidates rest on, one line per test length."""
+    tests = sizing.customer_tests or {}
+    lines = []
+    for d in tests.get("designs", []):
+        pooled, last = d["pooled"], d["last_window"]
+        lines.append(
+            f"  customer tests of {d['weeks']} weeks: {d['population']:,} identified customers "
+            f"bought in the {d['weeks']} weeks before; their share of sales "
+            f"{d['members_share']:.0%}; CUPED removes {pooled['variance_reduction']:.0%} of "
+            f"the variance; relative variance {pooled['relative_variance']:.3f} pooled over "
+            f"{len(d['windows'])} windows ({last['relative_variance']:.3f} in the last)"
+        )
+    lines += [f"  note: {n}" for n in sizing.notes]
     return lines
 
 

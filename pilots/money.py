@@ -151,7 +151,7 @@ class Candidate:
     unit: str  # store | customer
     units_per_arm: int
     weeks: int
-    controls: str  # matched | all
+    controls: str  # matched | all (store pilots) | randomized (customer tests)
     se: float  # the likelihood's se of log(1 + u) of total sales, per arm
     mde: float | None  # the two-sided test's MDE (power table)
     mde_go: float | None  # the smallest uplift with P(GO) >= target, by the rule

@@ -402,8 +402,11 @@ def run_design(
 def _value_sizing(
     con: duckdb.DuckDBPyConnection, pf: PilotFile, data: PilotData, tables: dict[str, Any]
 ) -> tuple[tuple[Any, ...], Any]:
-    """Each arm's prior and economics, and the candidates valued (pilots.design_value)."""
-    from loyalty_pilot.pilots.design_value import size_by_value
+    """Each arm's prior and economics, and the candidates valued (pilots.design_value),
+    the customer-randomized tests of ``power.customers_per_arm`` among them
+    (pilots.customer_candidates)."""
+    from loyalty_pilot.pilots.customer_candidates import customer_tests
+    from loyalty_pilot.pilots.design_value import decision_rule, size_by_value
     from loyalty_pilot.pilots.money import arm_money
 
     spec = pf.spec
@@ -417,10 +420,21 @@ def _value_sizing(
     if not money or not tables:
         return tuple(money), None
     weekly = float(data.wide.sum(axis=0).mean())
+    rule, break_even = decision_rule(money, spec.decision.rule, spec.decision.alpha)
+    customers = customer_tests(
+        con, pre_start=spec.pre_period.start, pre_end=spec.pre_period.end,
+        weeks=spec.power.weeks, customers_per_arm=spec.power.customers_per_arm,
+        n_arms=len(pf.variants()) + 1, money=money, rule=rule, break_even=break_even,
+        alpha=spec.decision.alpha, target=spec.power.target,
+        horizon_months=spec.decision.horizon_months, seed=spec.design.seed,
+    )  # fmt: skip
     sizing = size_by_value(
         tables, money, rule=spec.decision.rule, alpha=spec.decision.alpha,
         target=spec.power.target, chain_weekly_sales=weekly,
         horizon_months=spec.decision.horizon_months, seed=spec.design.seed,
+        extra=customers.candidates, pilot_unit=data.kind,
+        customer_tests=customers.to_dict() if customers.designs else None,
+        notes=customers.notes,
     )  # fmt: skip
     return tuple(money), sizing
 

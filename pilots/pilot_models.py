@@ -74,6 +74,7 @@ MIN_PRE_WEEKS = 4  # shortest pre-period
 MAX_TEST_WEEKS = 104  # longest test period
 DEFAULT_MIN_PRE_WEEKS = 26  # eligibility: weeks with sales in the pre-period (capped)
 MIN_UNITS_PER_ARM = 2
+MIN_CUSTOMERS_PER_ARM = 100  # a customer-randomized test: fewer is not a test of means
 DEFAULT_MATCH_ON = ["level", "trend"]
 DEFAULT_ACCEPTANCE = 0.05
 DEFAULT_POWER_WEEKS = [8, 12, 16]
@@ -401,8 +402,13 @@ class Power(Strict):
         description="control configurations sized: matched (as many controls as treated "
         "per arm) and all (every other eligible store is a control)",
     )
+    customers_per_arm: list[Annotated[int, Field(ge=MIN_CUSTOMERS_PER_ARM)]] = Field(
+        default_factory=list,
+        description="customer-randomized tests sized beside the pilot (increasing): the "
+        "offer can be targeted per customer; empty: it cannot, no customer candidates",
+    )
 
-    @field_validator("units_per_arm", "weeks")
+    @field_validator("units_per_arm", "weeks", "customers_per_arm")
     @classmethod
     def _increasing(cls, values: list[int]) -> list[int]:
         problems = [
