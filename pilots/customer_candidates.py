@@ -239,9 +239,9 @@ def candidates_of(
         for per_arm in customers_per_arm:
             if per_arm * n_arms > design.population:
                 notes.append(
-                    f"customer test of {per_arm} per arm x {n_arms} arms for {design.weeks} "
-                    f"weeks left out: {design.population} customers bought in the "
-                    f"{design.weeks} weeks before the last window"
+                    f"customer test of {per_arm:,} per arm x {n_arms} arms for {design.weeks} "
+                    f"weeks left out: only {design.population:,} identified customers bought "
+                    f"in the {design.weeks} weeks before the test"
                 )
                 continue
             se = design.se_total(per_arm)

@@ -28,15 +28,16 @@ programme file), ``pre_period`` (at least 4 weeks), ``test_period`` (after the
 pre-period; ``weeks`` or ``end``, or both if they agree) and ``design.seed``. Defaults:
 unit ``store``; eligibility ``min_pre_weeks`` 26 (capped to the pre-period), no
 exclusions, ``min_weekly_sales`` 0; design ``matched`` on ``[level, trend]``,
-``units_per_arm`` null (the power analysis recommends), rerandomized ``acceptance`` 0.05,
-``treated_regions`` 1; power sizes ``[4, 6, 8, 12, 16]`` per arm, weeks ``[8, 12, 16]``
-(the default lengths that do not fit the pre-period are dropped, given ones are errors),
-1000 placebos, target 0.8, estimator ``did``, scale ``log``; metrics primary ``sales``,
-no secondary metric, no guardrail; decision alpha 0.05, ``min_uplift: break_even``,
-``min_roi`` 0; rollout ``holdout_share`` 0 and one ``national`` wave, each wave's
-``min_weeks`` the test's weeks; evaluation ``did`` (``synthetic_control`` for a
-synthetic_region design), scale ``auto``. Once validated, the defaults that depend on
-other keys are filled in: ``test_period.weeks`` and ``end``,
+``units_per_arm`` null (the power analysis recommends), rerandomized ``acceptance``
+0.05, ``treated_regions`` 1; power sizes ``[4, 6, 8, 12, 16]`` per arm, weeks ``[8, 12,
+16]`` (the default lengths that do not fit the pre-period are dropped, given ones are
+errors), 1000 placebos, target 0.8, estimator ``did``, scale ``log``, no
+``customers_per_arm`` (no customer-randomized candidates: the offer cannot be targeted
+per customer); metrics primary ``sales``, no secondary metric, no guardrail; decision
+alpha 0.05, ``min_uplift: break_even``, ``min_roi`` 0; rollout ``holdout_share`` 0 and
+one ``national`` wave, each wave's ``min_weeks`` the test's weeks; evaluation ``did``
+(``synthetic_control`` for a synthetic_region design), scale ``auto``. Once validated,
+the defaults that depend on other keys are filled in: ``test_period.weeks`` and ``end``,
 ``eligibility.min_pre_weeks`` and ``evaluation.method`` are never None.
 """
 

@@ -168,7 +168,7 @@ def test_candidates_are_valued_by_pilot_values_parts(windows):
     )  # fmt: skip
     assert [(c.units_per_arm, c.weeks) for c in got] == [(200, 4), (400, 4), (200, 8), (400, 8)]
     assert len(notes) == 2
-    assert all(f"{big} per arm x 3 arms" in n for n in notes)
+    assert all(f"{big:,} per arm x 3 arms" in n for n in notes)
     rng = np.random.default_rng(0)
     z = rng.standard_normal(400_000)
     econ, prior = money[0].economics, money[0].prior
