@@ -364,7 +364,11 @@ def prob_better(
     belief_a: Normal, economics_a: Economics, belief_b: Normal, economics_b: Economics
 ) -> float:
     """``P(profit_a > profit_b)`` for independent beliefs, by Gauss-Hermite quadrature
-    over ``x_b`` of ``P(x_a > x*(x_b))`` (deterministic; 80 nodes)."""
+    over the narrower belief (deterministic; 80 nodes): over ``x_b`` of ``P(x_a >
+    x*(x_b))``, or ``1 - P(profit_b > profit_a)`` when ``a`` is the narrower one (ties have
+    probability 0)."""
+    if belief_a.sd < belief_b.sd:
+        return 1.0 - prob_better(belief_b, economics_b, belief_a, economics_a)
     nodes, weights = np.polynomial.hermite_e.hermegauss(80)
     x_b = belief_b.mean + belief_b.sd * nodes
     profit_b = economics_b.profit(np.expm1(x_b))

@@ -100,7 +100,9 @@ extension worth buying, if any). Rule 1's interval is then replaced by the money
 arm is *above* when the expected profit is positive and the loss probability at most
 its limit (``expected_profit_go``), *open* when it is not but more weeks are worth their
 cost (``expected_profit_open``; its need is those weeks), else *below* (ruled out:
-``expected_profit_negative`` or ``loss_too_likely``). ROI is not read (the expected
+``expected_profit_negative`` or ``loss_too_likely``); an arm whose pilot gave no usable
+estimate (``placed`` False) cannot be placed, as a missing interval (never GO on the prior
+alone). ROI is not read (the expected
 profit is the ROI's numerator), nor ``weeks_to_settle``. Among qualifying arms the one
 of highest expected profit is recommended; ``recommendation_confidence`` is the smallest
 probability that it is the more profitable one over the arms still in play
@@ -158,6 +160,7 @@ class MoneyView:
     go: bool
     extend: tuple[int, float, float] | None = None
     prob_better: Mapping[str, float] = field(default_factory=dict)
+    placed: bool = True  # False: the pilot gave no usable estimate (the prior alone)
 
 
 def _num(value: Any) -> float | None:
@@ -297,6 +300,15 @@ def decide(
                 "prob_loss": view.prob_loss,
                 "max_loss_probability": view.max_loss_probability,
             }
+            if not view.placed:  # no estimate: the arm cannot be placed (never GO on the prior)
+                arm.position = None
+                interval_reasons.append(
+                    _reason(
+                        "interval_straddles_threshold", None, arm=arm.name, low=None, high=None,
+                        threshold=own,
+                    )
+                )  # fmt: skip
+                continue
             if view.go:
                 arm.position, code, passed = "above", "expected_profit_go", True
             elif view.extend is not None:
@@ -501,13 +513,22 @@ def decide(
         if arm.state == _OPEN and arm.needs and None not in arm.needs:
             needs.append(max(arm.needs))
     extend = min(needs) if needs else None
-    if extend is not None and money is not None:
-        chosen = next(
-            money[a.name].extend
-            for a in state.values()
-            if a.state == _OPEN and a.needs and max(a.needs) == extend
+    bought = None
+    if extend is not None and money is not None:  # the money extension that sets it, if any
+        bought = next(
+            (
+                money[a.name].extend
+                for a in state.values()
+                if a.state == _OPEN
+                and a.needs
+                and max(a.needs) == extend
+                and money[a.name].extend is not None
+                and money[a.name].extend[0] == extend  # type: ignore[index]
+            ),
+            None,
         )
-        _, value, cost = chosen  # type: ignore[misc]
+    if bought is not None:
+        _, value, cost = bought
         reasons.append(_reason("extend_worth", None, weeks=extend, value=value, cost=cost))
     elif extend is not None:
         reasons.append(_reason("extend_weeks", None, weeks=extend))

@@ -38,15 +38,40 @@ EXTENSIONS = (1, 2, 4, 8, 12, 26)
 
 
 def comparison_likelihood(comparison: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """``(log(1 + u), likelihood se)`` of a comparison dict (``Comparison.to_dict``)."""
-    x = comparison.get("log_estimate")
-    if x is None:
-        relative = comparison.get("relative")
-        x = None if relative is None or relative <= -1 else math.log1p(relative)
-    se, df = comparison.get("se"), comparison.get("df")
-    if x is None or se is None or not math.isfinite(float(se)) or not float(se) > 0:
+    """``(log(1 + u), likelihood se)`` of a comparison dict (``Comparison.to_dict``).
+
+    On the log scales (``scale`` ``total``: the ratio estimator, or ``log``) the
+    estimator's own ``log_estimate``, ``se`` and ``df``; otherwise (level DiD, customer
+    tests, RI) from the relative uplift and its interval on the log scale: ``se =
+    (log(1 + high) - log(1 + low)) / (2 t)`` with the interval's own level (t with the
+    comparison's df, z without). (None, None) when there is no usable estimate."""
+    from scipy import stats
+
+    def number(key: str) -> float | None:
+        value = comparison.get(key)
+        try:
+            value = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    if comparison.get("status", "ok") != "ok":
         return None, None
-    return float(x), float(likelihood_se(float(se), math.inf if df is None else float(df)))
+    df = number("df")
+    df = math.inf if df is None or df <= 0 else df
+    x, se = number("log_estimate"), number("se")
+    on_log = comparison.get("scale") in ("total", "log")
+    if on_log and x is not None and se is not None and se > 0:
+        return x, float(likelihood_se(se, df))
+    relative, low, high = number("relative"), number("rel_ci_low"), number("rel_ci_high")
+    alpha = number("alpha") or 0.05
+    if relative is None or low is None or high is None or min(relative, low) <= -1:
+        return None, None
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    width = math.log1p(high) - math.log1p(low)
+    if not width > 0:
+        return None, None
+    return math.log1p(relative), float(likelihood_se(width / (2 * crit), df))
 
 
 def se_scaling(mde_by_weeks: Mapping[int, float], observed: int, total: int) -> float:
@@ -105,6 +130,8 @@ def money_views(
     mde_by_weeks: Mapping[int, float],
 ) -> tuple[dict[str, MoneyView], dict[str, ArmMoney]]:
     """The expected-profit rule's view of every programme arm (module docstring)."""
+    from loyalty_pilot.simulator.recalibration import members_share
+
     spec = pf.spec.decision
     control = pf.control()
     arms: dict[str, ArmMoney] = {}
@@ -114,7 +141,7 @@ def money_views(
         try:
             arms[r.arm] = arm_money(
                 r.arm, r.before, spec, estimate=x, se=se,
-                members_share=r.members_share if customers else 1.0,
+                members_share=members_share(r.before) if customers else 1.0,
             )  # fmt: skip
         except ValueError as exc:
             raise pf.error(("decision", "rule"), str(exc)) from None
@@ -133,6 +160,7 @@ def money_views(
         views[name] = MoneyView(
             summary["expected_profit"], summary["prob_above_break_even"], summary["prob_loss"],
             spec.max_loss_probability, bool(summary["go"]), extend, better,
+            money.posterior is not None,
         )  # fmt: skip
     return views, arms
 
@@ -153,18 +181,17 @@ def weeks_to_settle(
     :func:`se_scaling`. None when not even ``longest`` more weeks would."""
     from scipy import stats
 
-    x = comparison.get("log_estimate")
-    if x is None:
-        relative = comparison.get("relative")
-        x = None if relative is None or relative <= -1 else math.log1p(relative)
-    se, df = comparison.get("se"), comparison.get("df")
-    if x is None or se is None or not float(se) > 0 or threshold <= -1 or weeks_seen < 1:
+    x, se_lik = comparison_likelihood(comparison)
+    if x is None or se_lik is None or threshold <= -1 or weeks_seen < 1:
         return None
-    df = math.inf if df is None or not float(df) > 0 else float(df)
+    # back to the estimator's se and df (the likelihood se carries t_df(0.975) / z(0.975))
+    raw_df = comparison.get("df")
+    df = math.inf if raw_df is None or not float(raw_df) > 0 else float(raw_df)
+    se = se_lik / float(likelihood_se(1.0, df))
     t = float(stats.t.ppf(1 - alpha / 2, df))
     gap = abs(float(x) - math.log1p(threshold))
     for extra in range(1, longest + 1):
-        half = t * float(se) * se_scaling(mde_by_weeks, weeks_seen, weeks_seen + extra)
+        half = t * se * se_scaling(mde_by_weeks, weeks_seen, weeks_seen + extra)
         if half < gap:
             return extra
     return None

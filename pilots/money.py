@@ -12,7 +12,8 @@ Projection`, over ``decision.horizon_months`` at full rollout) and the statistic
 * **Prior** (``decision.prior``): ``assumptions``: the projection's own draws of the
   total-sales uplift (incremental revenue / baseline revenue, per draw of the programme's
   behavioural assumptions), as a normal on ``log(1 + u)``; ``sceptical``: the same
-  spread centred on the break-even; ``{mean, sd}``: given.
+  spread centred so that the expected uplift is the break-even (expected profit 0);
+  ``{mean, sd}``: given.
 * **Likelihood**: the pilot's ratio estimate of ``log(1 + u)`` and its se, widened to
   the t interval (:func:`~loyalty_pilot.experiments.decision_power.likelihood_se`). A
   customer pilot measures its customers' sales: its uplift ``u_c`` is ``u = share u_c``
@@ -125,7 +126,8 @@ def _prior(
             "give the response sds in the programme file or a prior {mean, sd}"
         ) from None
     if given == "sceptical":
-        return Normal(math.log1p(break_even), assumed.sd), "sceptical"
+        # E[u] = u*: the expected profit is exactly 0 before the pilot
+        return Normal(math.log1p(break_even) - assumed.sd**2 / 2, assumed.sd), "sceptical"
     return assumed, "assumptions"
 
 

@@ -183,6 +183,18 @@ def check_break_even_metric(pf: PilotFile) -> None:
     """The break-even uplift is an uplift of sales: it is the threshold of a sales pilot
     only; another primary metric needs ``decision.min_uplift`` as a number."""
     spec = pf.spec
+    if spec.decision.rule == "expected_profit" and spec.metrics.primary != "sales":
+        raise pf.error(
+            ("decision", "rule"),
+            f"expected_profit is money on the uplift of sales; with the primary metric "
+            f"{spec.metrics.primary} use rule: interval",
+        )
+    if spec.decision.rule == "expected_profit" and spec.design.method == "synthetic_region":
+        raise pf.error(
+            ("decision", "rule"),
+            "a synthetic_region design's placebo test gives no standard error for the money "
+            "rule; use rule: interval",
+        )
     if spec.decision.min_uplift == "break_even" and spec.metrics.primary != "sales":
         raise pf.error(
             ("decision", "min_uplift"),

@@ -483,9 +483,11 @@ class Decision(Strict):
     """Go / no-go: by default on money (expected profit and the risk of a loss, the prior
     from the programme's own assumptions updated by the pilot), or on an interval."""
 
-    rule: DecisionRule = Field(
-        "expected_profit",
-        description="expected_profit: GO when the expected full-rollout profit is positive "
+    rule: DecisionRule | None = Field(
+        None,
+        description="default expected_profit (interval for a synthetic_region design or a "
+        "primary metric other than sales); expected_profit: GO when the expected full-rollout "
+        "profit is positive "
         "and P(loss > loss_threshold) <= max_loss_probability; interval: GO when the "
         "uplift's simultaneous interval clears min_uplift",
     )
@@ -658,7 +660,7 @@ class Pilot(Strict):
     design: Design
     power: Power = Power()
     metrics: Metrics = Metrics()
-    decision: Decision = Decision()
+    decision: Decision = Field(default_factory=Decision, validate_default=True)
     rollout: Rollout = Rollout()
     evaluation: Evaluation = Field(default_factory=Evaluation, validate_default=True)
 
@@ -798,6 +800,19 @@ class Pilot(Strict):
             if weeks + MIN_PRE_WEEKS > pre.weeks
         )
         return power
+
+    @field_validator("decision")
+    @classmethod
+    def _rule_default(cls, decision: Decision, info: ValidationInfo) -> Decision:
+        if decision.rule is not None:
+            return decision
+        design: Design | None = info.data.get("design")
+        metrics: Metrics | None = info.data.get("metrics")
+        money = not (
+            (design is not None and design.method == "synthetic_region")
+            or (metrics is not None and metrics.primary != "sales")
+        )
+        return decision.model_copy(update={"rule": "expected_profit" if money else "interval"})
 
     @field_validator("evaluation")
     @classmethod

@@ -130,7 +130,13 @@ def build_document(
     if spec.decision.min_uplift == "break_even":
         # each arm against its own break-even uplift of store sales; a customer pilot
         # measures its customers' sales, of which the members' revenue is the part
-        scale = {r.arm: (1.0 / r.members_share if customers else 1.0) for r in recalibrated}
+        from loyalty_pilot.simulator.recalibration import members_share
+
+        # (recalibrate keeps members_share 1 for a customer pilot: its uplift is the
+        # members'; the members' share of store sales comes from the projection)
+        scale = {
+            r.arm: (1.0 / members_share(r.before) if customers else 1.0) for r in recalibrated
+        }
         threshold = {arm: (None if u is None else u * scale[arm]) for arm, u in break_even.items()}
         source = "break_even"
     else:

@@ -150,3 +150,13 @@ def test_prob_better_matches_a_monte_carlo():
     mc = np.mean(ECON.profit(np.expm1(xa)) > econ_b.profit(np.expm1(xb)))
     assert prob_better(a, ECON, b, econ_b) == pytest.approx(mc, abs=2e-3)
     assert prob_better(a, ECON, b, econ_b) + prob_better(b, econ_b, a, ECON) == pytest.approx(1)
+
+
+def test_prob_better_with_very_different_spreads_matches_the_exact_value():
+    from loyalty_pilot.experiments.value import prob_better
+
+    # same economics: profit_a > profit_b exactly when x_a > x_b
+    a, b = Normal(0.01, 1e-5), Normal(0.0105, 0.01)
+    exact = stats.norm.cdf((a.mean - b.mean) / math.hypot(a.sd, b.sd))
+    assert prob_better(a, ECON, b, ECON) == pytest.approx(exact, abs=1e-4)
+    assert prob_better(b, ECON, a, ECON) == pytest.approx(1 - exact, abs=1e-4)

@@ -90,3 +90,25 @@ def test_an_arm_without_a_view_is_an_error():
                threshold_source="break_even", guardrails=[], roi={}, min_roi=0.0, quality=[],
                weeks_observed=12, weeks_planned=12, sequential_crossed={},
                money={"cash": view(1.0, True)})  # fmt: skip
+
+
+def test_a_go_before_the_planned_weeks_waits_for_them():
+    d = run({"cash": view(50_000.0, True)}, weeks=(6, 12))
+    assert d.verdict == "EXTEND"
+    assert d.extend_weeks == 6
+    assert d.reasons[-1].code == "extend_weeks"
+
+
+def test_the_money_extension_is_reported_only_for_its_own_weeks():
+    views = {"cash": view(2_000.0, False, extend=(2, 30_000.0, 8_000.0))}
+    d = run(views, weeks=(8, 12))  # 4 planned weeks remain, more than the 2 bought
+    assert d.extend_weeks == 4
+    assert d.reasons[-1].code == "extend_weeks"
+
+
+def test_an_arm_without_an_estimate_is_never_go_on_its_prior():
+    unplaced = MoneyView(50_000.0, 0.9, 0.01, 0.10, True, None, {}, placed=False)
+    d = run({"cash": unplaced})
+    assert d.verdict == "EXTEND"
+    assert d.reasons[0].code == "interval_straddles_threshold"
+    assert d.reasons[0].passed is None

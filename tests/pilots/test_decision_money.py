@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -25,15 +26,15 @@ def test_se_scaling_follows_the_design_mde_and_falls_back_to_independent_weeks()
 
 
 def test_weeks_to_settle_by_hand_is_never_zero_and_can_say_none():
-    row = {"log_estimate": math.log1p(0.03), "se": 0.01, "df": 20.0}
+    row = {"log_estimate": math.log1p(0.03), "se": 0.01, "df": 20.0, "scale": "total"}
     t = stats.t.ppf(1 - 0.025 / 2, 20)
     gap = math.log1p(0.03) - math.log1p(0.005)
     # with se falling as sqrt(12 / (12 + e)): the first e with t 0.01 sqrt(12/(12+e)) < gap
     expected = next(e for e in range(1, 27) if t * 0.01 * math.sqrt(12 / (12 + e)) < gap)
     assert weeks_to_settle(row, 0.005, 0.025, 12, {}) == expected
-    settled = {"log_estimate": math.log1p(0.2), "se": 0.01, "df": 20.0}
+    settled = {"log_estimate": math.log1p(0.2), "se": 0.01, "df": 20.0, "scale": "total"}
     assert weeks_to_settle(settled, 0.005, 0.025, 12, {}) == 1  # at least one more week
-    on_it = {"log_estimate": math.log1p(0.005), "se": 0.01, "df": 20.0}
+    on_it = {"log_estimate": math.log1p(0.005), "se": 0.01, "df": 20.0, "scale": "total"}
     assert weeks_to_settle(on_it, 0.005, 0.025, 12, {}) is None
 
 
@@ -104,3 +105,57 @@ def test_the_report_rollout_reads_the_documents_version(monkeypatch):
     with pytest.raises(RuntimeError, match="stop here"):
         _rollout(None, pf, None, 3)
     assert seen["version"] == 3
+
+
+def test_the_likelihood_reads_the_log_scale_or_the_relative_interval():
+    from loyalty_pilot.pilots.decision_money import comparison_likelihood
+
+    ratio = {"log_estimate": 0.03, "se": 0.01, "df": 12.0, "scale": "total", "relative": 0.0305}
+    x, se = comparison_likelihood(ratio)
+    assert x == 0.03
+    assert se == pytest.approx(0.01 * stats.t.ppf(0.975, 12) / stats.norm.ppf(0.975))
+    # a customer test: the se is in currency, only the relative interval is on the uplift
+    cuped = {"relative": 0.045, "rel_ci_low": 0.029, "rel_ci_high": 0.060, "se": 0.82,
+             "alpha": 0.05, "scale": "level"}  # fmt: skip
+    x, se = comparison_likelihood(cuped)
+    assert x == pytest.approx(math.log1p(0.045))
+    width = math.log1p(0.060) - math.log1p(0.029)
+    assert se == pytest.approx(width / (2 * stats.norm.ppf(0.975)), rel=1e-12)
+    assert comparison_likelihood({**ratio, "status": "zero_variance"}) == (None, None)
+    assert comparison_likelihood({"relative": 0.01, "scale": "level"}) == (None, None)
+
+
+class _Projection:
+    """The few fields arm_money reads, by hand."""
+
+    def __init__(self, draws):
+        from types import SimpleNamespace
+
+        self.totals = {"revenue": 10_000_000.0, "cost_replay": 50_000.0}
+        self.break_even_uplift = 0.005
+        self.samples = {"incremental_revenue": 10_000_000.0 * np.asarray(draws)}
+        self.programme = SimpleNamespace(programme="cash")
+
+
+def test_arm_money_priors_and_the_sceptical_one_expects_no_profit():
+    from types import SimpleNamespace
+
+    from loyalty_pilot.pilots.money import arm_money
+
+    draws = np.expm1(np.random.default_rng(0).normal(0.01, 0.004, 2000))
+    spec = SimpleNamespace(prior="assumptions", loss_threshold=None, horizon_months=12,
+                           max_loss_probability=0.1)  # fmt: skip
+    money = arm_money("cash", _Projection(draws), spec)
+    assert money.prior.mean == pytest.approx(np.log1p(draws).mean(), rel=1e-12)
+    assert money.economics.loss_threshold == 50_000.0  # one year of cost over 12 months
+    assert money.cost_per_sales == pytest.approx(0.005)
+    sceptical = arm_money("cash", _Projection(draws), SimpleNamespace(**{**vars(spec),
+                          "prior": "sceptical"}))  # fmt: skip
+    assert sceptical.prior.uplift_mean == pytest.approx(0.005, rel=1e-12)
+    assert sceptical.economics.expected_profit(sceptical.prior) == pytest.approx(0, abs=1e-6)
+    assert sceptical.prior.sd == pytest.approx(money.prior.sd)
+    # a customer pilot's uplift is the members': a share of it reaches total sales
+    members = arm_money("cash", _Projection(draws), spec, estimate=math.log1p(0.05), se=0.01,
+                        members_share=0.4)  # fmt: skip
+    assert members.estimate == pytest.approx(math.log1p(0.4 * 0.05))
+    assert members.se == pytest.approx(0.01 * 0.4 * 1.05 / 1.02)

@@ -240,6 +240,7 @@ def test_derived_values_of_the_good_variants() -> None:
     synthetic = load_pilot(GOOD / "synthetic-region.yaml").spec
     assert synthetic.evaluation.method == synthetic.evaluation_method == "synthetic_control"
     assert synthetic.design.treated_regions == 2
+    assert synthetic.decision.rule == "interval"  # no standard error for the money rule
     cluster = load_pilot(GOOD / "cluster-by-region.yaml").spec
     assert cluster.wave_weeks == (8, 16, 16)
     stratified = load_pilot(GOOD / "stratified-rollout.yaml").spec
