@@ -383,12 +383,18 @@ class Placebos:
         return cls(starts, units, pre_mean, post_mean, per_arm, recent_mean)
 
     def fit(
-        self, estimator: str, scale: str, rng: np.random.Generator, n_ri_draws: int
+        self,
+        estimator: str,
+        scale: str,
+        rng: np.random.Generator,
+        n_ri_draws: int,
+        alpha: float = 0.05,
     ) -> PlaceboFits | RandomizationFits:
-        """The estimator on every placebo; ``g``: how the outcome moves per unit of effect."""
+        """The estimator on every placebo; ``g``: how the outcome moves per unit of effect.
+        ``alpha``: the level at which the ratio's df make its t test exact."""
         n1 = self.per_arm
         if estimator == "ratio":
-            return ratio_placebos(self.post_mean, self.pre_mean, n1, self.recent_mean)
+            return ratio_placebos(self.post_mean, self.pre_mean, n1, self.recent_mean, alpha)
         d = self.post_mean - self.pre_mean
         level = scale == "level"
         if estimator == "did":
@@ -400,16 +406,21 @@ class Placebos:
 
 
 def ratio_placebos(
-    post: np.ndarray, pre: np.ndarray, n1: int, recent: np.ndarray | None = None
+    post: np.ndarray,
+    pre: np.ndarray,
+    n1: int,
+    recent: np.ndarray | None = None,
+    alpha: float = 0.05,
 ) -> PlaceboFits:
     """The total-sales ratio DiD on every placebo (level window means, treated first).
 
     The estimate is ``log(1 + theta)``: an effect ``x = log(1 + delta)`` moves it by ``x``
-    with the same se and df (slope 1, ``var1 = var2 = 0``). Degenerate placebos are NaN.
+    with the same se and df (slope 1, ``var1 = var2 = 0``); the df make the t test exact
+    at ``alpha`` under the working model. Degenerate placebos are NaN.
     """
     from .ratio import ratio_fits
 
-    fits = ratio_fits(post, pre, n1, recent=recent)
+    fits = ratio_fits(post, pre, n1, recent=recent, alpha=alpha)
     n_p = len(post)
     zero = np.zeros(n_p)
     p_value = t_p_value(fits.estimate, fits.se, fits.df)

@@ -467,7 +467,7 @@ def _cell(
     the fits too when ``share`` (the level history, for the treated share) is given."""
     placebos = kernels.Placebos.draw(history, per_arm, weeks, pre, n_placebos, draw, rng,
                                      recent=_recent(estimator, adjust, pre))  # fmt: skip
-    fits = placebos.fit(estimator, scale, rng, n_ri_draws)
+    fits = placebos.fit(estimator, scale, rng, n_ri_draws, alpha)
     x_threshold = None if threshold is None else _to_x(threshold, scale)
     at_threshold = None
     if isinstance(fits, kernels.RandomizationFits):

@@ -22,20 +22,31 @@ Inference works on ``tau = log(1 + theta) = log R_1 - log R_0`` (so the interval
   difference of two weighted means, i.e. the weighted least squares (weights ``pre_i``)
   of ``r`` on the two arm indicators. The store-level influence value is
   ``psi_i = l_i (r_i - 1) = +-(post_i - R_k pre_i) / sum_k post_j``.
-* Small-sample variance: ``V = sum_i c_i psi_i^2`` with the HC2 correction
-  ``c_i = 1 / (1 - h_ii)`` of that WLS (``h_ii = w_i`` without covariate): the
-  CR2-type leverage adjustment, exactly unbiased under the working model of independent
-  stores whose growth has a variance inversely proportional to their pre-period sales.
-* Degrees of freedom: Bell-McCaffrey (Satterthwaite) under the same working model
-  (Imbens & Kolesar 2016), ``(tr Q)^2 / tr(Q^2)`` for the quadratic form ``V``. They
-  account for unequal sales weights: they fall towards the arms' numbers of stores with
-  comparable sales when a few stores carry most of an arm's sales.
-  Measured on the synthetic chain (``benchmarks/validity.py``): relative store noise
-  falls with size about as ``pre^-0.37`` (sd), between this model (``pre^-0.5``) and a
-  size-free one; the size-free working model gives tests at 2-3 % instead of 5 %, this
-  one is calibrated with 8 to 32 stores in two equal arms and with 8 or 16 treated stores
-  against every other store; with 4 treated stores against 60 it is conservative (A/A
-  1.9 %: the treated arm's df, about 2, are an underestimate there).
+* Working model: independent stores whose growth has a variance proportional to
+  ``pre_i^-VARIANCE_POWER`` (1/2). Measured on the synthetic chain
+  (``benchmarks/validity.py``), the variance of a store's relative growth falls with its
+  size about as ``pre^-0.5`` to ``pre^-0.6``: a size-free part (store trends) plus a part
+  that falls as ``1 / pre`` (basket noise). Under the ``1 / pre`` model of the WLS weights
+  the leverage correction is too small for the stores that carry most of an arm's sales
+  (``V`` 10-20 % low with 4 stores an arm); under ``pre^-1/2`` it is unbiased in every
+  configuration measured (0.96-1.02).
+* Small-sample variance: ``V = sum_i c_i psi_i^2`` with the CR2-type correction
+  ``c_i = phi_i / M_ii`` (``M = (I - H) Phi (I - H)'``, ``phi`` the working variances):
+  exactly unbiased under the working model. With ``phi = 1 / pre`` this is the HC2
+  ``1 / (1 - h_ii)`` of that WLS (``h_ii = w_i`` without covariate).
+* Degrees of freedom: those of the exact level-``alpha`` test under the working model
+  (:func:`exact_df`): the law of ``tau / sqrt(V)`` for normal stores is that of a linear
+  form over the root of a quadratic form, whose tail Imhof's integral gives exactly;
+  the df are the Student t's with the same critical value. The Bell-McCaffrey
+  (Satterthwaite) df ``(tr DM)^2 / tr(DMDM)`` match ``V`` by a scaled chi-square on two
+  moments; for an arm of a few stores with unequal sales they fall below the number of
+  stores minus one (about 2 for 4 stores against 60 others) and put far too much weight
+  near ``V = 0``: a sum of 3 chi-square(1) terms is near 0 much less often than a
+  chi-square with 2 df. The tests were conservative there even with the working model
+  true (A/A 1 % by simulation; 1.9 % on the synthetic chain), which the ``1 / pre``
+  model's low ``V`` hid with equal arms. The df depend on the pre-period sales and the
+  design only (not on the test weeks), and on ``alpha``: the t test with them rejects
+  exactly when the exact test does; p-values away from ``alpha`` are the t's.
 * The interval is ``exp(tau -/+ t_{df} sqrt(V)) - 1``.
 
 ``adjust="regression"`` adds the store's recent momentum, ``x_i = log(mean of its last
@@ -43,10 +54,11 @@ Inference works on ``tau = log(1 + theta) = log R_1 - log R_0`` (so the interval
 as a covariate: ``beta`` is the pooled within-arm WLS slope of log growth on ``x``, each
 store's growth is divided by ``exp(beta x_i)``, and the ratio of the arms' weighted means
 of these adjusted growths is ``1 + theta``. Its variance and df are those of the WLS on
-the arm indicators and ``x`` (CR2-type correction with the covariate's leverage, one df
-spent). A multiplicative effect on the treated stores' test weeks moves ``tau`` by
-``log(1 + effect)`` exactly and leaves ``se`` and ``df`` unchanged, with or without the
-adjustment (``beta`` is a within-arm slope of log growth).
+the arm indicators and ``x`` (CR2-type correction with the covariate's leverage, the
+exact df with the covariate in the design). A multiplicative effect on the treated
+stores' test weeks moves ``tau`` by ``log(1 + effect)`` exactly and leaves ``se`` and
+``df`` unchanged, with or without the adjustment (``beta`` is a within-arm slope of log
+growth).
 
 Everything is computed by :func:`ratio_fits` on arrays ``(P, n)`` of unit window means,
 so the power kernels (:mod:`loyalty_pilot.experiments._power_kernels`) fit thousands of
@@ -68,6 +80,9 @@ from .results import OK, Comparison, degenerate
 ADJUSTMENTS = ("none", "regression")
 RECENT_WEEKS = 12
 """Pre weeks of the momentum covariate of ``adjust="regression"`` (at most half the pre)."""
+
+VARIANCE_POWER = 0.5
+"""Working model of the variance and df: ``Var(growth_i) ~ pre_i^-VARIANCE_POWER``."""
 
 _TOL = 1e-12
 
@@ -151,7 +166,7 @@ def ratio_did(
         recent = y[:, ~post][:, -k:].mean(axis=1) if k else np.full(len(y), np.nan)
     n1 = data.n_treated
     fits = ratio_fits(post_mean[None], pre_mean[None], n1, recent=None if recent is None
-                      else recent[None])  # fmt: skip
+                      else recent[None], alpha=alpha)  # fmt: skip
     n_units = y.shape[0]
     status = fits.status_name()
     if status != OK:
@@ -187,13 +202,19 @@ def recent_weeks(n_pre: int) -> int:
 
 
 def ratio_fits(
-    post: np.ndarray, pre: np.ndarray, n1: int, *, recent: np.ndarray | None = None
+    post: np.ndarray,
+    pre: np.ndarray,
+    n1: int,
+    *,
+    recent: np.ndarray | None = None,
+    alpha: float = 0.05,
 ) -> RatioFits:
     """The ratio DiD of ``P`` pilots at once (see the module docstring).
 
     ``post``, ``pre``: (P, n) unit means over the test and the pre-period, the ``n1``
     treated units first; ``recent``: (P, n) unit means over the last
-    :func:`recent_weeks` pre weeks for the momentum adjustment (None: no adjustment).
+    :func:`recent_weeks` pre weeks for the momentum adjustment (None: no adjustment);
+    ``alpha``: the level at which the df make the t test exact (:func:`exact_df`).
     """
     post = np.asarray(post, dtype=float)
     pre = np.asarray(pre, dtype=float)
@@ -235,9 +256,11 @@ def ratio_fits(
     contrast = np.zeros((n_p, x.shape[-1]))
     contrast[:, 0], contrast[:, 1] = 1.0, -1.0
     _, resid, lin = _wls(x, pre, rel, contrast)  # without adjustment: resid = rel - 1
-    phi = pre.mean(axis=1, keepdims=True) / pre  # working model: Var(rel_i) ~ 1 / pre_i
-    var, df, degenerate_ = _cr2_working(x, pre, contrast, lin * resid, phi)
+    # working model: Var(rel_i) ~ pre_i^-VARIANCE_POWER
+    phi = (pre.mean(axis=1, keepdims=True) / pre) ** VARIANCE_POWER
+    var, bm_df, degenerate_ = _cr2_working(x, pre, contrast, lin * resid, phi)
     status[ok & degenerate_] = _NOT_IDENTIFIED
+    df = exact_df(x, pre, contrast, phi, alpha, bm_df, status == _OK)
     # psi is relative (sales over an arm's total): var ~ 0 when every store grows as its arm
     zero = ok & ~degenerate_ & (var <= 1e-24)
     status[zero] = _ZERO_VARIANCE
@@ -293,7 +316,8 @@ def _cr2_working(
     ``U = [X, Phi W X B]`` and ``C = [[B X'W Phi W X B, -I], [-I, 0]]`` is of low rank, so
     every trace is O(n k^2). Returns ``(V, df, degenerate)``; degenerate where ``M_ii``
     vanishes for a unit with weight (it carries all its arm's weight: nothing estimates
-    its noise) or ``X'WX`` is singular.
+    its noise) or ``X'WX`` is singular. These Bell-McCaffrey df only bracket the search of
+    :func:`exact_df` (they are conservative for an arm of a few unequal stores).
     """
     k = x.shape[-1]
     bread = _safe_inv(np.einsum("pik,pi,pil->pkl", x, w, x))
@@ -327,6 +351,146 @@ def _cr2_working(
     with np.errstate(divide="ignore", invalid="ignore"):
         df = tr1 * tr1 / tr2
     return var, df, degenerate_ | ~np.isfinite(df)
+
+
+def exact_df(
+    x: np.ndarray,
+    w: np.ndarray,
+    contrast: np.ndarray,
+    phi: np.ndarray,
+    alpha: float,
+    guess: np.ndarray,
+    ok: np.ndarray,
+) -> np.ndarray:
+    """Degrees of freedom of the exact level-``alpha`` t test under the working model.
+
+    Under the working model (independent normal regressands with variances ``phi``), the
+    studentized contrast ``T = c' coef / sqrt(V)`` has the law of ``a'z / sqrt(z'Az)``,
+    ``z ~ N(0, I)``, with ``a = Phi^1/2 l`` and ``A = S'DS``, ``S = (I - H) Phi^1/2``,
+    ``D = diag(l^2 c)`` (see :func:`_cr2_working`). Its two-sided tail
+    ``P(|T| > q) = P((a'z)^2 - q^2 z'Az > 0)`` is computed exactly by Imhof's integral
+    (:func:`tail_probability`, on the eigenvalues of ``A`` and ``a`` in their basis), the
+    critical value ``q`` with tail ``alpha`` by the Illinois method, and the df returned
+    are those of the Student t with that critical value (``scipy.special.stdtridf``):
+    the t test with these df rejects exactly when the exact test does. ``inf`` when
+    ``q`` is at or below the normal quantile. ``guess`` (the Bell-McCaffrey df) brackets
+    the search. NaN where not ``ok``.
+    """
+    from scipy import special
+
+    n_p, n = w.shape
+    out = np.full(n_p, np.nan)
+    rows = np.flatnonzero(ok)
+    z = float(special.ndtri(1.0 - alpha / 2.0))
+    chunk = max(1, 2_000_000 // (n * n))
+    for start in range(0, len(rows), chunk):
+        j = rows[start : start + chunk]
+        lam, b = _working_law(x[j], w[j], contrast[j], phi[j])
+        g = np.where(np.isfinite(guess[j]) & (guess[j] > 0), guess[j], 1.0)
+        hi = np.log(special.stdtrit(np.maximum(g, 0.2), 1.0 - alpha / 2.0)) + 0.5
+        lo = np.full(len(j), math.log(z))
+        f_lo = tail_probability(lam, b, np.exp(lo)) - alpha
+        f_hi = tail_probability(lam, b, np.exp(hi)) - alpha
+        for _ in range(60):  # widen the bracket where the exact test is more liberal
+            up = f_hi > 0
+            if not up.any():
+                break
+            hi = np.where(up, hi + 1.0, hi)
+            f_hi[up] = tail_probability(lam[up], b[up], np.exp(hi[up])) - alpha
+        q = _illinois(lam, b, alpha, lo, hi, f_lo, f_hi)
+        df = np.full(len(j), np.inf)
+        above = (f_lo > 0) & (q > z * (1.0 + 1e-12))
+        df[above] = special.stdtridf(1.0 - alpha / 2.0, q[above])
+        out[j] = df
+    return out
+
+
+def _working_law(
+    x: np.ndarray, w: np.ndarray, contrast: np.ndarray, phi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues ``lam`` (P, n) of ``A`` and ``b = U'a`` in their basis, scaled so that
+    ``Var(a'z) = |b|^2 = 1`` (see :func:`exact_df`)."""
+    bread = _safe_inv(np.einsum("pik,pi,pil->pkl", x, w, x))
+    f = w[..., None] * np.einsum("pik,pkl->pil", x, bread)  # W X B
+    lin = np.einsum("pik,pk->pi", f, contrast)
+    resid = np.eye(x.shape[1])[None] - x @ f.transpose(0, 2, 1)  # I - H
+    h = np.einsum("pik,pik->pi", x, phi[..., None] * f)
+    g = np.einsum("pik,pil->pkl", f, phi[..., None] * f)
+    m = phi - 2.0 * h + np.einsum("pik,pkl,pil->pi", x, g, x)  # diag (I-H) Phi (I-H)'
+    small = m <= 1e-9 * phi
+    d = np.where(small, 0.0, lin * lin * phi / np.where(small, 1.0, m))
+    root = np.sqrt(phi)
+    s = resid * root[:, None, :]
+    a = lin * root
+    scale = np.einsum("pi,pi->p", a, a)
+    mat = (s.transpose(0, 2, 1) * d[:, None, :]) @ s / scale[:, None, None]
+    lam, vec = np.linalg.eigh(mat)
+    b = np.einsum("pij,pi->pj", vec, a) / np.sqrt(scale)[:, None]
+    return np.maximum(lam, 0.0), b
+
+
+_GRID = np.linspace(-16.0, 16.0, 161)
+
+
+def tail_probability(lam: np.ndarray, b: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``P((b'w)^2 > q^2 sum_j lam_j w_j^2)``, ``w ~ N(0, I)``, per row (Imhof 1961).
+
+    ``lam`` (P, n) >= 0, ``b`` (P, n), ``q`` (P,). With ``K = bb' - q^2 diag(lam)``,
+    ``det(I - iuK) = prod_j (1 + iu q^2 lam_j) s(u)``, ``s(u) = 1 - iu sum_j b_j^2 /
+    (1 + iu q^2 lam_j)`` (matrix determinant lemma), whose imaginary part is negative for
+    ``u > 0``, so the phase is continuous without unwrapping: ``P(Q > 0) = 1/2 + (1/pi)
+    int_0^inf sin(theta(u)) / (u rho(u)) du``, ``theta = -(sum_j arctan(u q^2 lam_j) +
+    arg s) / 2``, ``rho = |det|^(1/2)``, integrated in ``log u`` by the trapezoidal rule
+    (the integrand is smooth and vanishes at both ends of the grid).
+    """
+    mu = (q * q)[:, None] * lam
+    top = np.maximum(mu.max(axis=1), np.einsum("pi,pi->p", b, b))
+    u = np.exp(_GRID)[None, :, None] / top[:, None, None]  # (P, G, 1)
+    um = u * mu[:, None, :]
+    den = 1.0 + um * um
+    b2 = (b * b)[:, None, :]
+    re = 1.0 - u[..., 0] * np.sum(b2 * um / den, axis=-1)
+    im = -np.abs(u[..., 0] * np.sum(b2 / den, axis=-1))
+    theta = -0.5 * (np.sum(np.arctan(um), axis=-1) + np.arctan2(im, re))
+    log_rho = 0.25 * np.sum(np.log1p(um * um), axis=-1) + 0.25 * np.log(re * re + im * im)
+    integrand = np.sin(theta) * np.exp(-log_rho)
+    step = _GRID[1] - _GRID[0]
+    total = step * (integrand.sum(axis=1) - 0.5 * (integrand[:, 0] + integrand[:, -1]))
+    return np.clip(0.5 + total / math.pi, 0.0, 1.0)
+
+
+def _illinois(
+    lam: np.ndarray,
+    b: np.ndarray,
+    alpha: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    f_lo: np.ndarray,
+    f_hi: np.ndarray,
+) -> np.ndarray:
+    """``q = exp(x)`` with ``tail_probability(q) = alpha``, ``x`` in the bracket
+    ``[lo, hi]`` (f = tail - alpha decreasing; rows with ``f_lo <= 0`` return ``lo``)."""
+    lo, hi, f_lo, f_hi = lo.copy(), hi.copy(), f_lo.copy(), f_hi.copy()
+    x = lo.copy()
+    live = f_lo > 0
+    side = np.zeros(len(lo), dtype=np.int8)
+    for _ in range(40):
+        if not live.any():
+            break
+        k = np.flatnonzero(live)
+        xk = (lo[k] * f_hi[k] - hi[k] * f_lo[k]) / (f_hi[k] - f_lo[k])
+        fk = tail_probability(lam[k], b[k], np.exp(xk)) - alpha
+        x[k] = xk
+        pos = fk > 0
+        # Illinois: halve the retained end's value when the same end is kept twice
+        kp, kn = k[pos], k[~pos]
+        lo[kp], f_lo[kp] = xk[pos], fk[pos]
+        f_hi[kp] = np.where(side[kp] == 1, f_hi[kp] / 2.0, f_hi[kp])
+        hi[kn], f_hi[kn] = xk[~pos], fk[~pos]
+        f_lo[kn] = np.where(side[kn] == -1, f_lo[kn] / 2.0, f_lo[kn])
+        side[kp], side[kn] = 1, -1
+        live[k] = (np.abs(fk) > 1e-9) & (hi[k] - lo[k] > 1e-9)
+    return np.exp(x)
 
 
 def _check_adjust(adjust: str) -> None:
