@@ -227,11 +227,19 @@ def candidates_of(
     target: float,
     horizon_months: int,
     seed: int = 0,
+    threshold: float | None = None,
 ) -> tuple[list[Candidate], list[str]]:
-    """Every (customers per arm x weeks) test valued, and notes on the sizes left out."""
+    """Every (customers per arm x weeks) test valued, and notes on the sizes left out.
+    Under the interval rule its EVSI is the interval rule's (``threshold``: the numeric
+    ``decision.min_uplift``, else each arm's break-even)."""
     from scipy import stats
 
-    from loyalty_pilot.experiments.decision_power import go_curve_normal, mde_go_normal
+    from loyalty_pilot.experiments.decision_power import (
+        IntervalRule,
+        go_curve_normal,
+        mde_go_normal,
+    )
+    from loyalty_pilot.pilots.design_value import interval_cuts
 
     z = float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(target))
     out, notes = [], []
@@ -245,15 +253,24 @@ def candidates_of(
                 )
                 continue
             se = design.se_total(per_arm)
-            curve = go_curve_normal(rule, se, [m * break_even for _, m in MULTIPLES])
+            if rule is None:  # no finite break-even: no uplift pays
+                curve, go80 = [0.0] * len(MULTIPLES), math.inf
+            else:
+                curve = go_curve_normal(rule, se, [m * break_even for _, m in MULTIPLES])
+                go80 = mde_go_normal(rule, se, target=target)
             treated = per_arm * design.variance.mean
+            cuts = (
+                interval_cuts(money, alpha, se, math.inf, threshold)
+                if isinstance(rule, IntervalRule)
+                else None
+            )
             _, _, gain, cost = pilot_value(
-                money, se, treated, design.weeks, horizon_months, rng=seed
+                money, se, treated, design.weeks, horizon_months, rng=seed, interval_cuts=cuts
             )
             out.append(
                 Candidate(
                     "customer", per_arm, design.weeks, "randomized", se,
-                    _finite(math.expm1(z * se)), _finite(mde_go_normal(rule, se, target=target)),
+                    _finite(math.expm1(z * se)), _finite(go80),
                     {k: p for (k, _), p in zip(MULTIPLES, curve, strict=True)},
                     float(gain), float(cost), float(gain - cost),
                 )
@@ -298,6 +315,7 @@ def customer_tests(
     horizon_months: int,
     seed: int = 0,
     n_windows: int = N_WINDOWS,
+    threshold: float | None = None,
 ) -> CustomerTests:
     """The customer candidates of a pilot (module docstring); empty without sizes."""
     if not customers_per_arm:
@@ -311,7 +329,8 @@ def customer_tests(
         if w not in {d.weeks for d in designs}
     ]
     candidates, left_out = candidates_of(
-        designs, customers_per_arm, n_arms, money, rule, break_even, alpha=alpha,
+        designs, customers_per_arm, n_arms, money, rule, break_even, threshold=threshold,
+        alpha=alpha,
         target=target, horizon_months=horizon_months, seed=seed,
     )  # fmt: skip
     return CustomerTests(tuple(candidates), tuple(designs), tuple(notes + left_out))

@@ -70,16 +70,40 @@ class ValueSizing:
         }
 
 
-def decision_rule(money: Sequence[ArmMoney], rule: str, alpha: float) -> tuple[Any, float]:
-    """The rule P(GO) is computed by, for the arm of smallest break-even, and that
-    break-even: the expected-profit rule with the arm's prior, or the interval rule at
-    ``alpha / k`` (``k`` programme arms)."""
+def decision_rule(
+    money: Sequence[ArmMoney], rule: str, alpha: float, threshold: float | None = None
+) -> tuple[Any, float]:
+    """The rule P(GO) is computed by, for the arm of smallest finite break-even, and the
+    uplift the curve's multiples are of: the expected-profit rule with the arm's prior,
+    or the interval rule at ``alpha / k`` (``k`` programme arms) against ``threshold``
+    (``decision.min_uplift`` when a number) or the arm's break-even. ``(None, inf)``
+    when no arm has a finite break-even (no uplift pays: no curve)."""
     if not money:
         raise ValueError("money: no programme arm to value.")
-    key = min(money, key=lambda m: m.economics.break_even)
+    finite = [m for m in money if math.isfinite(m.economics.break_even)]
+    if not finite:
+        return None, math.inf
+    key = min(finite, key=lambda m: m.economics.break_even)
+    be = key.economics.break_even
     if rule == "expected_profit":
-        return ProfitRule(key.prior, key.economics), key.economics.break_even
-    return IntervalRule(alpha / len(money), key.economics.break_even), key.economics.break_even
+        return ProfitRule(key.prior, key.economics), be
+    bar = be if threshold is None else threshold
+    return IntervalRule(alpha / len(money), bar), bar if bar > 0 else be
+
+
+def interval_cuts(
+    money: Sequence[ArmMoney], alpha: float, se: float, df: float, threshold: float | None
+) -> list[float]:
+    """Each arm's cut on ``x_hat`` under the interval rule: ``log(1 + bar) + t se`` with
+    the arm's own break-even (or ``threshold``) and t at ``alpha / k``, the fits' df."""
+    from scipy import stats
+
+    t = float(stats.t.ppf(1 - alpha / len(money) / 2, df if df > 0 else np.inf))
+    out = []
+    for m in money:
+        bar = m.economics.break_even if threshold is None else threshold
+        out.append(math.log1p(bar) + t * se if math.isfinite(bar) else math.inf)
+    return out
 
 
 def recommend(candidates: Sequence[Candidate], value_now: float, pilot_unit: str = "store") -> str:
@@ -107,25 +131,50 @@ def size_by_value(
     pilot_unit: str = "store",
     customer_tests: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
+    threshold: float | None = None,
 ) -> ValueSizing:
     """Every candidate of ``tables`` (controls -> PowerTable with fits) valued, then the
     ``extra`` candidates already valued (customer-randomized tests), and the
     recommendation among them all (:func:`recommend`)."""
-    the_rule, be = decision_rule(money, rule, alpha)
+    the_rule, be = decision_rule(money, rule, alpha, threshold)
     now = max(0.0, *(m.economics.value_of_deciding(m.prior) for m in money))
     candidates = []
+    notes = list(notes)
     for controls, table in tables.items():
+        if table.fits and table.fits[0].scale not in ("ratio", "log"):
+            notes.append(
+                f"no value sizing of the {controls}-control designs: the money needs an "
+                f"estimate of log(1 + uplift) (estimator ratio, or did / ancova on the log "
+                f"scale), not {table.fits[0].estimator} on the {table.fits[0].scale} scale"
+            )
+            continue
         for cell, fits in zip(table.cells, table.fits, strict=True):
             se_all = likelihood_se(fits.se, fits.df)
             finite = se_all[np.isfinite(se_all) & (se_all > 0)]
             if finite.size == 0:
+                notes.append(
+                    f"{cell.per_arm} per arm x {cell.weeks} weeks ({controls}): no placebo "
+                    f"gave a standard error ({fits.estimator}): not valued"
+                )
                 continue
             se = float(np.median(finite))
-            uplifts = [m * be for _, m in MULTIPLES]
-            curve = go_curve(the_rule, fits.estimate, fits.se, fits.df, uplifts)
-            go80 = mde_go(the_rule, fits.estimate, fits.se, fits.df, target=target)
+            if the_rule is None:  # no finite break-even: no uplift pays, no curve
+                curve, go80 = [0.0] * len(MULTIPLES), math.inf
+            else:
+                uplifts = [m * be for _, m in MULTIPLES]
+                curve = go_curve(the_rule, fits.estimate, fits.se, fits.df, uplifts)
+                go80 = mde_go(the_rule, fits.estimate, fits.se, fits.df, target=target)
             treated = float(fits.treated_share) * chain_weekly_sales * cell.weeks
-            _, _, gain, cost = pilot_value(money, se, treated, cell.weeks, horizon_months, rng=seed)
+            raw = np.asarray(fits.se, dtype=float)
+            raw_se = float(np.median(raw[np.isfinite(raw) & (raw > 0)]))
+            dfs = np.asarray(fits.df, dtype=float)
+            df = float(np.nanmedian(dfs)) if np.isfinite(dfs).any() else math.inf
+            cuts = (
+                interval_cuts(money, alpha, raw_se, df, threshold) if rule == "interval" else None
+            )
+            _, _, gain, cost = pilot_value(
+                money, se, treated, cell.weeks, horizon_months, rng=seed, interval_cuts=cuts
+            )
             candidates.append(
                 Candidate(
                     "store", cell.per_arm, cell.weeks, controls, se, _finite(cell.mde),
@@ -138,7 +187,7 @@ def size_by_value(
     recommendation = recommend(candidates, now, pilot_unit)
     return ValueSizing(
         tuple(candidates), now, recommendation, best, rule, customer_tests, tuple(notes)
-    )
+    )  # notes: the given ones and the candidates left out
 
 
 def _finite(value: float | None) -> float | None:

@@ -190,16 +190,31 @@ def pilot_value(
     horizon_months: int,
     *,
     rng: int = 0,
+    interval_cuts: Sequence[float] | None = None,
 ) -> tuple[float, float, float, float]:
     """``(V_after, V_now, EVSI, cost)`` of a pilot whose estimate of each arm's
     ``log(1 + u)`` has se ``se``, ``treated_sales`` the sales of one arm's treated units
-    over the ``weeks`` (zero response). Cost: the programme's cost in every arm's treated
-    units, plus the delay: ``weeks`` of the decision's expected value lost from the
-    horizon (``V_after weeks / horizon weeks``)."""
+    over the ``weeks`` (zero response). ``V_after``: the expected profit of the decision
+    the pilot's rule makes: the expected-profit rule (default), or with ``interval_cuts``
+    (one per arm, on ``x_hat``) the interval rule
+    (:func:`~loyalty_pilot.experiments.value.value_after_interval`). ``V_now``: deciding
+    now on the prior by the expected-profit rule. Cost: the programme's cost in every
+    arm's treated units, plus the delay: ``weeks`` of the decision's expected value lost
+    from the horizon (``V_after weeks / horizon weeks``)."""
+    from loyalty_pilot.experiments.value import value_after_interval, value_after_interval_arms
+
     priors = [a.belief for a in arms]
     econ = [a.economics for a in arms]
-    if len(arms) == 1:
-        now = econ[0].value_of_deciding(priors[0])
+    now = max(0.0, *(e.value_of_deciding(p) for e, p in zip(econ, priors, strict=True)))
+    if interval_cuts is not None:
+        if len(arms) == 1:
+            after = value_after_interval(priors[0], se, econ[0], interval_cuts[0])
+        else:
+            after = value_after_interval_arms(
+                priors, [se] * len(arms), econ, list(interval_cuts), n=40_000, rng=rng
+            )
+        gain = after - now
+    elif len(arms) == 1:
         gain = float(evsi(priors[0], se, econ[0]))
         after = now + gain
     else:

@@ -74,7 +74,10 @@ class PilotDesign:
             "arms": list(self.arms),
             "pre_period": spec.pre_period.model_dump(mode="json"),
             "eligibility": spec.eligibility.model_dump(mode="json"),
-            "design": spec.design.model_dump(mode="json"),
+            # (controls: matched, the default, is left out so earlier frozen hashes hold)
+            "design": spec.design.model_dump(
+                mode="json", exclude={"controls"} if spec.design.controls == "matched" else None
+            ),
             "primary": spec.metrics.primary,
             "per_arm": self.per_arm,
         }
@@ -392,13 +395,17 @@ def run_design(
             if "matched" not in spec.power.controls:
                 tables.pop("matched")
             money, sizing = _value_sizing(con, pf, data, tables)
-    per_arm, test_weeks = _size(pf, data, n_arms, table, recommended, threshold, notes)
+    per_arm, test_weeks = _size(
+        pf, data, n_arms, table, recommended, threshold, notes, sizing=sizing
+    )
 
     say("drawing the assignment")
     try:
         assignment = assign(units, list(arms), per_arm=per_arm, seed=design.seed, **kwargs)
     except ValueError as exc:
         raise pf.error(("design",), str(exc)) from None
+    if design.controls == "all":
+        assignment = with_all_controls(assignment, list(units.index.astype(str)))
     covariates = units[list(COVARIATES)]
     balance = balance_table(
         covariates.loc[assignment.arm.index], assignment.arm, arms[0], arms=list(arms)
@@ -432,11 +439,14 @@ def _value_sizing(
     if not money or not tables:
         return tuple(money), None
     weekly = float(data.wide.sum(axis=0).mean())
-    rule, break_even = decision_rule(money, spec.decision.rule, spec.decision.alpha)
+    wanted = spec.decision.min_uplift
+    threshold = None if wanted == "break_even" else float(wanted)
+    rule, break_even = decision_rule(money, spec.decision.rule, spec.decision.alpha, threshold)
     customers = customer_tests(
         con, pre_start=spec.pre_period.start, pre_end=spec.pre_period.end,
         weeks=spec.power.weeks, customers_per_arm=spec.power.customers_per_arm,
         n_arms=len(pf.variants()) + 1, money=money, rule=rule, break_even=break_even,
+        threshold=threshold,
         alpha=spec.decision.alpha, target=spec.power.target,
         horizon_months=spec.decision.horizon_months, seed=spec.design.seed,
     )  # fmt: skip
@@ -446,9 +456,28 @@ def _value_sizing(
         horizon_months=spec.decision.horizon_months, seed=spec.design.seed,
         extra=customers.candidates, pilot_unit=data.kind,
         customer_tests=customers.to_dict() if customers.designs else None,
-        notes=customers.notes,
+        notes=customers.notes, threshold=threshold,
     )  # fmt: skip
     return tuple(money), sizing
+
+
+def with_all_controls(assignment: Assignment, eligible: list[str]) -> Assignment:
+    """``design.controls: all``: every eligible unit the design did not draw joins the
+    control arm, in a block of its own (``"other-controls"``: randomization inference
+    keeps them controls, as the design never could have treated them)."""
+    import dataclasses
+
+    arm = assignment.arm
+    extra = sorted(set(eligible) - set(arm.index.astype(str)))
+    if not extra:
+        return assignment
+    control = assignment.arms[0]
+    arm = pd.concat([arm, pd.Series(control, index=extra)]).sort_index()
+    block = assignment.block
+    if block is not None:
+        block = pd.concat([block, pd.Series("other-controls", index=extra)]).sort_index()
+    details = {**assignment.details, "other_controls": len(extra)}
+    return dataclasses.replace(assignment, arm=arm, block=block, details=details)
 
 
 def _power(pf: PilotFile, *args: Any, **kwargs: Any) -> PowerTable:
@@ -469,9 +498,12 @@ def _size(
     recommended: PowerCell | None,
     threshold: float | None,
     notes: list[str],
+    *,
+    sizing: Any = None,
 ) -> tuple[int, int]:
-    """Units per arm and test weeks: the YAML's, else the recommendation's (a size of the
-    grid the design can draw), else the largest size the design can draw (its strata
+    """Units per arm and test weeks: the YAML's, else the value sizing's pilot (the
+    candidate of largest positive net value), else the power recommendation's (a size of
+    the grid the design can draw), else the largest size the design can draw (its strata
     included), said in ``notes``."""
     design = pf.spec.design
     weeks = pf.spec.test_period.weeks
@@ -491,6 +523,15 @@ def _size(
                 f"{threshold:+.1%} needs {recommended.per_arm} ({recommended.weeks} weeks)"
             )
         return design.units_per_arm, weeks
+    best = None if sizing is None else sizing.best
+    if sizing is not None and sizing.recommendation == "pilot" and best.unit == "store":
+        if best.weeks != weeks or best.controls != design.controls:
+            notes.append(
+                f"the pilot of largest net value runs {best.weeks} weeks with "
+                f"{best.controls} controls; the YAML plans {weeks} weeks with "
+                f"{design.controls} controls"
+            )
+        return best.units_per_arm, weeks
     if recommended is not None:
         if recommended.weeks != weeks:
             notes.append(

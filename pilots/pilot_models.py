@@ -308,6 +308,11 @@ class Design(Strict):
         1, description="synthetic_region only: treated regions per variant arm"
     )
     seed: int = Field(ge=0, description="random seed of the assignment")
+    controls: Controls = Field(
+        "matched",
+        description="matched: the control arm has units_per_arm units drawn by the design; "
+        "all: every other eligible unit is a control too (store and region designs)",
+    )
 
     @field_validator("stratify_by", "match_on")
     @classmethod
@@ -366,6 +371,14 @@ class Design(Strict):
                 (
                     ("treated_regions",),
                     f"treated_regions is for the synthetic_region method, not {method}",
+                )
+            )
+        if self.controls == "all" and method in ("cluster", "synthetic_region"):
+            problems.append(
+                (
+                    ("controls",),
+                    f"controls: all is for designs drawing units, not {method} (its "
+                    "untreated regions are the controls already)",
                 )
             )
         _fail(problems)

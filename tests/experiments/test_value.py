@@ -160,3 +160,20 @@ def test_prob_better_with_very_different_spreads_matches_the_exact_value():
     exact = stats.norm.cdf((a.mean - b.mean) / math.hypot(a.sd, b.sd))
     assert prob_better(a, ECON, b, ECON) == pytest.approx(exact, abs=1e-4)
     assert prob_better(b, ECON, a, ECON) == pytest.approx(1 - exact, abs=1e-4)
+
+
+def test_the_interval_rules_value_by_quadrature_and_by_monte_carlo():
+    from loyalty_pilot.experiments.value import value_after_interval, value_after_interval_arms
+
+    prior, se = Normal(0.006, 0.01), 0.008
+    cut = math.log1p(0.005) + 1.96 * se
+    rng = np.random.default_rng(8)
+    x = rng.normal(prior.mean, prior.sd, 1_000_000)
+    x_hat = x + se * rng.standard_normal(x.size)
+    mc = np.where(x_hat > cut, ECON.profit(np.expm1(x)), 0.0)
+    closed = value_after_interval(prior, se, ECON, cut)
+    assert abs(closed - mc.mean()) < 4 * mc.std() / math.sqrt(x.size)
+    one = value_after_interval_arms([prior], [se], [ECON], [cut], n=400_000, rng=3)
+    assert one == pytest.approx(closed, rel=0.03)
+    # a stricter rule (a higher cut) loses value here: the prior says the programme pays
+    assert value_after_interval(prior, se, ECON, cut + 0.02) < closed

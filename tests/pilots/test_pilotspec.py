@@ -930,3 +930,22 @@ def test_the_money_decision_keys_load():
     assert (spec.decision.prior.mean, spec.decision.prior.sd) == (0.01, 0.02)
     assert (spec.decision.horizon_months, spec.decision.loss_threshold) == (24, 50000.0)
     assert spec.decision.max_loss_probability == 0.05
+
+
+def test_controls_all_is_refused_for_a_cluster_design(tmp_path):
+    text = _variant(("decision: {alpha: 0.05, min_uplift: break_even, min_roi: 1.0}",
+                     "decision: {alpha: 0.05, min_uplift: break_even, min_roi: 1.0}"))  # fmt: skip
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("design:"))
+    block = [lines[at]]
+    j = at + 1
+    while j < len(lines) and lines[j].startswith("  "):
+        j += 1
+    lines[at:j] = ["design:", "  method: cluster", "  cluster_by: region", "  seed: 3",
+                   "  controls: all"]  # fmt: skip
+    _ = block
+    with pytest.raises(SpecError) as info:
+        load_pilot(_write(tmp_path, "\n".join(lines) + "\n"))
+    issue = info.value.errors[0]
+    assert issue.path == ("design", "controls"), str(info.value)
+    assert "controls: all is for designs drawing units" in issue.reason
