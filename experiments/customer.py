@@ -29,11 +29,14 @@ of ``arm`` against ``baseline``:
 
 For every method ``estimate`` is the difference ``mean_arm - mean_baseline`` (adjusted
 means for CUPED, ratios for ``ratio``), ``relative`` is ``mean_arm / mean_baseline - 1``
-with a delta-method interval (variance ``v_a / m_b**2 + m_a**2 v_b / m_b**4``, ``v`` the
-variance of each arm's mean; same critical value as the absolute interval; NaN when the
-baseline mean is not positive), ``n_units`` the customers of the two arms. The extras
-hold ``se, df`` (None for the z-test), ``statistic``, ``rel_se``, ``mean_arm,
-mean_baseline, n_arm, n_baseline`` and method figures (``theta`` ...).
+with the delta-method interval on ``log(mean_arm / mean_baseline)`` (variance ``v_a / m_a**2
++ v_b / m_b**2``, ``v`` the variance of each arm's mean; same critical value as the
+absolute interval) mapped back by ``exp(x) - 1``, so it never crosses -100 % (the interval
+on the ratio itself, ``rel +- q rel_se``, did: seen -223 %); on the ratio scale only when
+the arm's mean is not positive; NaN when the baseline mean is not positive), ``n_units``
+the customers of the two arms. The extras hold ``se, df`` (None for the z-test),
+``statistic``, ``rel_se``, ``mean_arm, mean_baseline, n_arm, n_baseline`` and method
+figures (``theta`` ...).
 
 Degenerate input returns a Comparison with a status: ``no_units`` (an arm is empty),
 ``one_unit_per_arm`` (an arm has one customer), ``zero_variance`` (the standard error is
@@ -57,7 +60,7 @@ import pandas as pd
 
 from .evaluate import ZERO_ONE_NAMES, Evaluation, arm_name, is_zero_one
 from .multiple import family, with_holm
-from .results import OK, Comparison, degenerate
+from .results import OK, Comparison, degenerate, relative_of_means
 from .sufficient import SufficientStats, aggregate
 
 METHODS = ("welch", "ratio", "cuped", "proportion")
@@ -581,9 +584,21 @@ def _two_sample(
 def _relative(
     m_t: float, v_t: float, m_c: float, v_c: float, q: float
 ) -> tuple[float, float, float, float]:
-    """``m_t / m_c - 1`` and its delta-method interval (``v`` = variances of the means)."""
+    """``m_t / m_c - 1`` and its interval (``v`` = variances of the means).
+
+    Both means positive (sales, baskets, proportions): the delta-method interval on
+    ``log(m_t / m_c)`` mapped back by ``exp(x) - 1``
+    (:func:`~loyalty_pilot.experiments.results.relative_of_means`), which cannot cross
+    -100 %. A non-positive arm mean (a CUPED-adjusted mean or a metric that can be
+    negative, where -100 % is no bound): the delta-method interval on the ratio itself.
+    ``rel_se`` is the delta-method standard error of the ratio either way.
+    """
     if not m_c > 0:
         return math.nan, math.nan, math.nan, math.nan
+    if m_t > 0:
+        rel, low, high, rel_se = relative_of_means(m_t, v_t, m_c, v_c, q)
+        if math.isfinite(low):
+            return rel, low, high, rel_se
     rel = m_t / m_c - 1
     rel_se = math.sqrt(v_t / m_c**2 + m_t**2 * v_c / m_c**4)
     return rel, rel - q * rel_se, rel + q * rel_se, rel_se
