@@ -245,7 +245,7 @@ class Economics:
 def _value_after(prior: Normal, se: Any, economics: Economics) -> np.ndarray:
     se = np.asarray(se, dtype=float)
     s1 = 1 / np.sqrt(1 / prior.sd**2 + 1 / se**2)
-    tau = np.sqrt(np.maximum(prior.sd**2 - s1**2, 0.0))
+    tau = prior.sd**2 / np.sqrt(prior.sd**2 + se**2)  # sd of the posterior mean, exact
     cut = economics.go_cut(s1)
     if economics.slope <= 0:
         return np.zeros_like(se)
@@ -350,7 +350,7 @@ def evsi_arms(
     now = []
     for a, (prior, se, econ) in enumerate(zip(priors, ses, economics, strict=True)):
         s1 = 1 / math.sqrt(1 / prior.sd**2 + 1 / se**2)
-        tau = math.sqrt(max(prior.sd**2 - s1**2, 0.0))
+        tau = prior.sd**2 / math.sqrt(prior.sd**2 + se**2)
         m1 = prior.mean + tau * generator.standard_normal(n)
         profit = econ.slope * np.expm1(m1 + s1**2 / 2) - econ.cost
         values[:, a] = np.where(m1 > econ.go_cut(s1), profit, -np.inf)

@@ -258,7 +258,10 @@ def candidates_of(
             else:
                 curve = go_curve_normal(rule, se, [m * break_even for _, m in MULTIPLES])
                 go80 = mde_go_normal(rule, se, target=target)
-            treated = per_arm * design.variance.mean
+            # the programme's cost falls on its customers' sales: per euro of theirs it is
+            # the chain-wide cost per euro over their share of the chain's sales
+            share = design.members_share if design.members_share > 0 else 1.0
+            treated = per_arm * design.variance.mean / share
             cuts = (
                 interval_cuts(money, alpha, se, math.inf, threshold)
                 if isinstance(rule, IntervalRule)

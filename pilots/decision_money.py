@@ -11,11 +11,12 @@ MoneyView`).
   weeks between the lengths the power machinery gave; ``sqrt(W / (W + e))`` when it gave
   none), so serial correlation is kept; the information it adds is the se ``s_e`` with
   ``1 / s_{W+e}^2 = 1 / s_W^2 + 1 / s_e^2``. Its value is the EVSI of ``s_e`` with the
-  current posterior as the prior; its cost the programme's cost in the treated units
-  for ``e`` weeks plus ``e`` weeks of the decision's expected value lost from the
-  horizon. The extension bought is the one of largest positive net value; none when no
-  ``e`` pays, so the answer does not repeat itself: after the weeks are added the
-  posterior is sharper and the same weeks are worth less.
+  current posterior as the prior (arm by arm); its cost the programme's cost in every
+  arm's treated units for ``e`` weeks (all arms keep running) plus ``e`` weeks of the
+  decision's expected value lost from the horizon. The extension bought is the one of
+  largest positive net value; none when no ``e`` pays, so the answer does not repeat
+  itself: after the weeks are added the posterior is sharper and the same weeks are
+  worth less.
 """
 
 from __future__ import annotations
@@ -96,9 +97,14 @@ def se_scaling(mde_by_weeks: Mapping[int, float], observed: int, total: int) -> 
 
 def best_extension(
     money: ArmMoney, weeks_seen: int, treated_weekly_sales: float, mde_by_weeks: Mapping,
-    horizon_months: int,
+    horizon_months: int, *, running_cost: float | None = None,
 ) -> tuple[int, float, float] | None:  # fmt: skip
-    """``(weeks, value, cost)`` of the extension of largest positive net value, or None."""
+    """``(weeks, value, cost)`` of the extension of largest positive net value, or None.
+    ``running_cost``: the pilot's programme cost per week over every arm (default: this
+    arm's, ``cost_per_sales x treated_weekly_sales``)."""
+    weekly_cost = (
+        money.cost_per_sales * treated_weekly_sales if running_cost is None else running_cost
+    )
     if money.posterior is None or money.se is None or weeks_seen < 1:
         return None
     belief, econ = money.posterior, money.economics
@@ -111,12 +117,25 @@ def best_extension(
         added = 1 / math.sqrt(max(1 / new**2 - 1 / money.se**2, 1e-300))
         value = float(evsi(belief, added, econ))
         after = econ.value_of_deciding(belief) + value
-        cost = money.cost_per_sales * treated_weekly_sales * extra + max(after, 0.0) * (
-            extra / horizon_weeks
-        )
+        cost = weekly_cost * extra + max(after, 0.0) * (extra / horizon_weeks)
         if value - cost > 0 and (best is None or value - cost > best[1] - best[2]):
             best = (extra, value, cost)
     return best
+
+
+def customers_share(con: Any, pf: PilotFile, data: Any) -> float:
+    """A customer pilot's population's share of the chain's sales over the pre-period:
+    the map from its intent-to-treat uplift to the total-sales one (at full rollout every
+    such customer is offered the programme), as the design's customer tests use it."""
+    spec = pf.spec
+    chain = con.execute(
+        "SELECT coalesce(sum(amount), 0) FROM baskets WHERE date BETWEEN ? AND ?",
+        [spec.pre_period.start, spec.pre_period.end],
+    ).fetchone()[0]
+    own = float(np.nansum(data.wide.to_numpy(dtype=float)))
+    if not chain or chain <= 0 or not own > 0:
+        raise pf.error(("unit",), "the pilot's customers have no sales in the pre-period")
+    return min(own / float(chain), 1.0)
 
 
 def money_views(
@@ -128,10 +147,10 @@ def money_views(
     weeks_seen: int,
     treated_weekly_sales: Mapping[str, float],
     mde_by_weeks: Mapping[int, float],
+    share: float = 1.0,
 ) -> tuple[dict[str, MoneyView], dict[str, ArmMoney]]:
-    """The expected-profit rule's view of every programme arm (module docstring)."""
-    from loyalty_pilot.simulator.recalibration import members_share
-
+    """The expected-profit rule's view of every programme arm (module docstring);
+    ``share``: a customer pilot's :func:`customers_share`."""
     spec = pf.spec.decision
     control = pf.control()
     arms: dict[str, ArmMoney] = {}
@@ -141,10 +160,12 @@ def money_views(
         try:
             arms[r.arm] = arm_money(
                 r.arm, r.before, spec, estimate=x, se=se,
-                members_share=members_share(r.before) if customers else 1.0,
+                members_share=share if customers else 1.0,
             )  # fmt: skip
         except ValueError as exc:
             raise pf.error(("decision", "rule"), str(exc)) from None
+    # every arm keeps running during an extension: its weekly programme cost is the pilot's
+    running = sum(m.cost_per_sales * treated_weekly_sales.get(a, 0.0) for a, m in arms.items())
     views = {}
     for name, money in arms.items():
         summary = money.summary()
@@ -155,7 +176,7 @@ def money_views(
         }
         extend = best_extension(
             money, weeks_seen, treated_weekly_sales.get(name, 0.0), mde_by_weeks,
-            spec.horizon_months,
+            spec.horizon_months, running_cost=running,
         )  # fmt: skip
         views[name] = MoneyView(
             summary["expected_profit"], summary["prob_above_break_even"], summary["prob_loss"],

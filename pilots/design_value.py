@@ -201,21 +201,27 @@ def sizing_lines(sizing: ValueSizing, currency: str, money: Sequence[ArmMoney]) 
         p = m.prior
         lines.append(
             f"  {m.arm:<10} prior {p.uplift_mean:+.2%} (sd {p.uplift_sd:.2%}, {m.prior_source}); "
-            f"break-even {m.economics.break_even:+.2%}; expected profit now "
+            f"break-even {_pct2(m.economics.break_even)}; expected profit now "
             f"{currency} {m.economics.expected_profit(p):,.0f}"
         )
+    prior_sd = min((m.prior.uplift_sd for m in money), default=math.nan)
     lines.append(
-        f"  {'unit':<8} {'per arm':>7} {'weeks':>5} {'controls':>10} {'MDE':>7} {'MDE_GO':>7} "
-        f"{'P(GO|0)':>7} {'P(GO|BE)':>8} {'P(GO|2BE)':>9} {'EVSI':>12} {'cost':>12} {'net':>12}"
+        f"  {'unit':<8} {'per arm':>7} {'weeks':>5} {'controls':>10} {'MDE':>7} "
+        f"{'prior sd':>8} {'MDE_GO':>7} {'P(GO|0)':>7} {'P(GO|BE)':>8} {'P(GO|2BE)':>9} "
+        f"{'P(GO|5BE)':>9} {'EVSI':>12} {'cost':>12} {'net':>12}"
     )
     for c in sizing.candidates:
         lines.append(
             f"  {c.unit:<8} {c.units_per_arm:>7} {c.weeks:>5} {c.controls:>10} {_pct(c.mde):>7} "
-            f"{_pct(c.mde_go):>7} {c.p_go['0']:>7.1%} {c.p_go['1x']:>8.1%} "
-            f"{c.p_go['2x']:>9.1%} {c.evsi:>12,.0f} {c.cost:>12,.0f} {c.net_value:>12,.0f}"
+            f"{_pct(prior_sd, signed=False):>8} {_pct(c.mde_go):>7} {c.p_go['0']:>7.1%} "
+            f"{c.p_go['1x']:>8.1%} {c.p_go['2x']:>9.1%} {c.p_go['5x']:>9.1%} "
+            f"{c.evsi:>12,.0f} {c.cost:>12,.0f} {c.net_value:>12,.0f}"
         )
-    prior_sd = ", ".join(f"{m.arm} {m.prior.uplift_sd:.2%}" for m in money)
-    lines.append(f"  prior sd of the uplift (to read beside each MDE): {prior_sd}")
+    by_arm = ", ".join(f"{m.arm} {m.prior.uplift_sd:.2%}" for m in money)
+    lines.append(
+        f"  prior sd: the spread of the uplift the programmes' own assumptions give ({by_arm});"
+        " a pilot whose MDE is many times it can barely move the decision"
+    )
     lines += _customer_lines(sizing)
     customers = [c for c in sizing.candidates if c.unit == "customer"]
     if sizing.recommendation == "pilot" and sizing.best is not None:
@@ -270,5 +276,11 @@ def _customer_lines(sizing: ValueSizing) -> list[str]:
     return lines
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.1%}"
+def _pct2(value: float) -> str:
+    return f"{value:+.2%}" if math.isfinite(value) else "none (an extra euro costs its margin)"
+
+
+def _pct(value: float | None, signed: bool = True) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.1%}" if signed else f"{value:.1%}"

@@ -429,7 +429,8 @@ def _value_sizing(
     from loyalty_pilot.pilots.money import arm_money
 
     spec = pf.spec
-    projections = arm_projections(con, pf, seed=spec.design.seed)
+    # the draws and seed `decide` uses (its defaults), so design and decide share a prior
+    projections = arm_projections(con, pf, draws=1000, seed=0)
     money = []
     for arm, projection in projections.items():
         try:

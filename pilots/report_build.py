@@ -113,6 +113,14 @@ def build_document(
         horizon_months=spec.decision.horizon_months,
     )
     programme_of = {arm: pf.programmes[arm].programme for arm in pf.variants()}
+    from loyalty_pilot.pilots.pilot_data import load_pilot_data
+
+    data = load_pilot_data(con, pf)  # read once: shares, design checks, the rollout plan
+    share = 1.0
+    if customers:
+        from loyalty_pilot.pilots.decision_money import customers_share
+
+        share = customers_share(con, pf, data)
 
     # the GO rule reads each variant's Bonferroni interval (alpha / number of variants)
     simultaneous = [c.to_dict() for c in analysis.simultaneous] or comparisons
@@ -129,14 +137,9 @@ def build_document(
     threshold: Any
     if spec.decision.min_uplift == "break_even":
         # each arm against its own break-even uplift of store sales; a customer pilot
-        # measures its customers' sales, of which the members' revenue is the part
-        from loyalty_pilot.simulator.recalibration import members_share
-
-        # (recalibrate keeps members_share 1 for a customer pilot: its uplift is the
-        # members'; the members' share of store sales comes from the projection)
-        scale = {
-            r.arm: (1.0 / members_share(r.before) if customers else 1.0) for r in recalibrated
-        }
+        # measures its customers' sales (intent to treat), of which their share of the
+        # chain's sales reaches the stores
+        scale = {r.arm: 1.0 / share for r in recalibrated}
         threshold = {arm: (None if u is None else u * scale[arm]) for arm, u in break_even.items()}
         source = "break_even"
     else:
@@ -148,9 +151,6 @@ def build_document(
         for g in rows
     ]
     say("quality checks and the power to settle it")
-    from loyalty_pilot.pilots.pilot_data import load_pilot_data
-
-    data = load_pilot_data(con, pf)  # read once: design checks and the rollout plan
     balance, power_rows, mde_by_weeks, design_mde, balance_p = _design_checks(
         data, pf, frozen, planned
     )
@@ -179,6 +179,7 @@ def build_document(
         views, money = money_views(
             pf, comparisons, recalibrated, customers=customers, weeks_seen=weeks_seen,
             treated_weekly_sales=_treated_weekly_sales(data, frozen), mde_by_weeks=mde_by_weeks,
+            share=share,
         )  # fmt: skip
         arms = [_with_money(a, money.get(a.arm)) for a in arms]
     decision = decide(

@@ -182,7 +182,9 @@ def test_candidates_are_valued_by_pilot_values_parts(windows):
         after = econ.value_of_deciding(prior) + gain
         delay = after * c.weeks / (12 * WEEKS_PER_MONTH)
         assert c.evsi == pytest.approx(gain)
-        assert c.cost == pytest.approx(0.004 * c.units_per_arm * d.variance.mean + delay)
+        # the cost per euro of the customers' own sales: chain-wide over their share
+        own = 0.004 / d.members_share
+        assert c.cost == pytest.approx(own * c.units_per_arm * d.variance.mean + delay)
         assert c.net_value == pytest.approx(c.evsi - c.cost)
         placebos = (c.se * z, np.full(z.size, c.se), np.full(z.size, np.inf))
         simulated = go_curve(rule, *placebos, [0.0, 0.005, 0.01, 0.025])

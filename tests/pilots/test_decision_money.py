@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -159,3 +160,23 @@ def test_arm_money_priors_and_the_sceptical_one_expects_no_profit():
                         members_share=0.4)  # fmt: skip
     assert members.estimate == pytest.approx(math.log1p(0.4 * 0.05))
     assert members.se == pytest.approx(0.01 * 0.4 * 1.05 / 1.02)
+
+
+def test_a_customer_pilots_share_of_the_chains_pre_period_sales():
+    import datetime as dt
+
+    import duckdb
+    import pandas as pd
+
+    from loyalty_pilot.pilots.decision_money import customers_share
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE baskets (date DATE, amount DOUBLE)")
+    con.execute(
+        "INSERT INTO baskets VALUES ('2025-01-06', 100), ('2025-01-07', 300), "
+        "('2025-03-01', 1000)"  # after the pre-period: not counted
+    )
+    period = SimpleNamespace(start=dt.date(2025, 1, 6), end=dt.date(2025, 2, 2))
+    pf = SimpleNamespace(spec=SimpleNamespace(pre_period=period), error=ValueError)
+    data = SimpleNamespace(wide=pd.DataFrame({"w1": [50.0, 30.0], "w2": [20.0, 0.0]}))
+    assert customers_share(con, pf, data) == pytest.approx(100.0 / 400.0)
