@@ -439,6 +439,15 @@ def ratio_section(args: argparse.Namespace, panels: list[np.ndarray]) -> tuple[s
             "reference (store-equal-weighted: its target is not the total-sales uplift when "
             "the effect depends on size).",
             "",
+            "Size-correlated effects over-cover by construction, not by a variance error: "
+            "the truth is the pilot's own treated stores' uplift, so the ratio's error "
+            "`tau - log(1 + truth)` is exactly its A/A error (the effect multiplies the "
+            "treated test-period total in both), while the interval also carries the spread "
+            "of the store effects (it shows in the growth residuals, from which no estimator "
+            "can tell it apart from noise). That spread is variance for the uplift of other "
+            "stores (a rollout) and not for the pilot's own: the usual conservativeness of "
+            "the Neyman variance under heterogeneous effects.",
+            "",
             HEADER,
             "|" + "---|" * 14,
             *[row(c) for c in cells],

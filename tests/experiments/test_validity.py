@@ -140,3 +140,22 @@ def test_ratio_false_positive_rate_and_coverage(ratio_pilots, controls, name):
         assert cell.coverage() >= 0.88, f"{name} {cell.config}: coverage {cell.coverage():.1%}"
     assert cells[0].n == N_PILOTS
     assert 0.015 <= cells[0].fpr() <= 0.10, f"{name} {controls}: A/A FPR {cells[0].fpr():.1%}"
+
+
+def test_ratio_error_with_any_injected_effect_is_the_aa_error(ratio_pilots):
+    """Why size-correlated effects over-cover: the truth is the treated stores' own total
+    uplift, so the log estimate minus log(1 + truth) is the A/A log estimate exactly,
+    whatever the effect's spread; only the interval widens with it."""
+    from loyalty_pilot.experiments.ratio import ratio_did
+
+    se_aa, se_half = [], []
+    for pilot in ratio_pilots["all"][:20] + ratio_pilots["matched"][:20]:
+        aa = ratio_did(pilot.aa)
+        for data, truth in pilot.effects.values():
+            res = ratio_did(data)
+            error = res.extras["log_estimate"] - math.log1p(truth)
+            assert error == pytest.approx(aa.extras["log_estimate"], abs=1e-12)
+            assert res.extras["df"] == pytest.approx(aa.extras["df"], rel=1e-9)
+        se_aa.append(aa.extras["se"])
+        se_half.append(ratio_did(pilot.effects["small-half"][0]).extras["se"])
+    assert np.mean(np.square(se_half)) > np.mean(np.square(se_aa))  # wider on average
