@@ -48,6 +48,14 @@ Inference works on ``tau = log(1 + theta) = log R_1 - log R_0`` (so the interval
   design only (not on the test weeks), and on ``alpha``: the t test with them rejects
   exactly when the exact test does; p-values away from ``alpha`` are the t's.
 * The interval is ``exp(tau -/+ t_{df} sqrt(V)) - 1``.
+* Measured (``python benchmarks/validity.py --ratio-only``, 8 chains of 64 stores, 2,000
+  placebo pilots per cell, 40 pre + 12 test weeks): A/A 4.5-5.7 % (4.2-6.0 % adjusted)
+  with 4 + 4, 8 + 8 and 16 + 16 stores and with 4, 8 and 16 treated stores against every
+  other store (1.9 % with 4 treated under the former ``1 / pre`` model and Bell-McCaffrey
+  df); coverage 94.0-95.8 % with a homogeneous effect. With effects that depend on size
+  it is 95.6-97.7 %: the interval also carries the spread of the store effects, which is
+  no error for the pilot's own stores' uplift (its error is exactly the A/A one), only
+  for the uplift of a rollout to other stores.
 
 ``adjust="regression"`` adds the store's recent momentum, ``x_i = log(mean of its last
 12 pre weeks / its pre mean)`` (fewer weeks when the pre-period is short: half of it),
