@@ -612,13 +612,6 @@ def summary(cells: list[Cell], sizes: list[int]) -> str:
                 "Exact RI cannot reject more often than the largest multiple of its p-value "
                 "step below 5 % (" + ", ".join(floors) + ")."
             )
-    if any(cell.method == "synthetic-control" for cell in cells):
-        floors = [f"{s // 2} donors: {pct(1 / (s // 2 + 1))}" for s in sizes]
-        lines.append(
-            "Synthetic control's placebo-in-space p-value is at least 1/(J + 1) with J donors "
-            "(" + ", ".join(floors) + "): above 5 % whenever J < 19, so it cannot reject at "
-            "5 % and its interval is (-inf, inf) in these pilots."
-        )
     return "\n\n".join(lines)
 
 
