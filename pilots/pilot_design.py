@@ -140,24 +140,27 @@ def arm_projections(
     return {arm: p.projection for arm, p in zip(arms, projections, strict=True)}
 
 
-def break_even_uplifts(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile, *, draws: int = 200, seed: int = 0
-) -> dict[str, float | None]:
-    """Break-even uplift of every programme arm, from the simulator on the workspace."""
+#: the draws and seed of the prior's projections: `decide`'s defaults, so design and decide
+#: share a prior (the break-even does not depend on them: replays and marginal costs only)
+PRIOR_DRAWS, PRIOR_SEED = 1000, 0
+
+
+def break_even_of(projections: dict[str, Any]) -> dict[str, float | None]:
+    """Each programme arm's break-even uplift from its projection (None when infinite)."""
     out: dict[str, float | None] = {}
-    for arm, projection in arm_projections(con, pf, draws=draws, seed=seed).items():
+    for arm, projection in projections.items():
         value = float(projection.break_even_uplift)
         out[arm] = value if np.isfinite(value) else None
     return out
 
 
 def _threshold(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile
+    pf: PilotFile, projections: dict[str, Any]
 ) -> tuple[dict[str, float | None], float | None, str]:
     wanted = pf.spec.decision.min_uplift
     check_break_even_metric(pf)
     if wanted == "break_even":
-        uplifts = break_even_uplifts(con, pf)
+        uplifts = break_even_of(projections)
         finite = [v for v in uplifts.values() if v is not None]
         return uplifts, (min(finite) if finite else None), "break-even uplift (simulator)"
     return {}, float(wanted), "decision.min_uplift"
@@ -324,12 +327,15 @@ def run_design(
     notes: list[str] = []
 
     threshold, source = None, "not computed (no power analysis)"
+    projections: dict[str, Any] | None = None
     if break_even is not None and spec.decision.min_uplift == "break_even":
         finite = [v for v in break_even.values() if v is not None]
         threshold, source = (min(finite) if finite else None), "break-even uplift (simulator)"
     elif with_power:
         say("projecting the break-even uplift")
-        break_even, threshold, source = _threshold(con, pf)
+        if spec.decision.min_uplift == "break_even":  # projected once: break-even and prior
+            projections = arm_projections(con, pf, draws=PRIOR_DRAWS, seed=PRIOR_SEED)
+        break_even, threshold, source = _threshold(pf, projections or {})
     break_even = dict(break_even or {})
 
     table = None
@@ -394,7 +400,7 @@ def run_design(
                 )  # fmt: skip
             if "matched" not in spec.power.controls:
                 tables.pop("matched")
-            money, sizing = _value_sizing(con, pf, data, tables)
+            money, sizing = _value_sizing(con, pf, data, tables, projections)
     per_arm, test_weeks = _size(
         pf, data, n_arms, table, recommended, threshold, notes, sizing=sizing
     )
@@ -419,7 +425,11 @@ def run_design(
 
 
 def _value_sizing(
-    con: duckdb.DuckDBPyConnection, pf: PilotFile, data: PilotData, tables: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    pf: PilotFile,
+    data: PilotData,
+    tables: dict[str, Any],
+    projections: dict[str, Any] | None = None,
 ) -> tuple[tuple[Any, ...], Any]:
     """Each arm's prior and economics, and the candidates valued (pilots.design_value),
     the customer-randomized tests of ``power.customers_per_arm`` among them
@@ -429,8 +439,8 @@ def _value_sizing(
     from loyalty_pilot.pilots.money import arm_money
 
     spec = pf.spec
-    # the draws and seed `decide` uses (its defaults), so design and decide share a prior
-    projections = arm_projections(con, pf, draws=1000, seed=0)
+    if projections is None:  # not projected yet (the caller knew the break-even)
+        projections = arm_projections(con, pf, draws=PRIOR_DRAWS, seed=PRIOR_SEED)
     money = []
     for arm, projection in projections.items():
         try:
