@@ -362,7 +362,8 @@ def export_assumptions(
 
 def observation_from_comparison(comparison: Any) -> Observation:
     """The :class:`Observation` of an ``evaluate`` comparison (a ``Comparison`` or its
-    ``to_dict()``): on the log scale, its ``log_estimate`` with the estimator's ``se``
+    ``to_dict()``): on a log scale (``log``, or ``total``: the ratio estimator), its
+    ``log_estimate`` with the estimator's ``se``
     (else the log interval's half-width over z); on the level scale, from ``relative``
     and its interval (:meth:`Observation.from_relative`). UserError when the comparison
     has no estimate (``status`` other than ``ok``)."""
@@ -386,7 +387,8 @@ def observation_from_comparison(comparison: Any) -> Observation:
         return value if math.isfinite(value) else None
 
     try:
-        if data.get("scale") == "log" and number("log_estimate") is not None:
+        # the log scales: log DiD, and the total-sales ratio (its estimate is log(1 + u))
+        if data.get("scale") in ("log", "total") and number("log_estimate") is not None:
             se = number("se")
             low, high = number("log_ci_low"), number("log_ci_high")
             if se is None and low is not None and high is not None:

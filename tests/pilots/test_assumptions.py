@@ -309,6 +309,8 @@ def test_observation_from_a_log_scale_comparison():
     obs = observation_from_comparison(without_se)
     assert obs.estimate == 0.04
     assert obs.se == pytest.approx(0.04 / 1.959963984540054)
+    # the total-sales ratio is on the log scale too: its own se, not its interval's width
+    assert observation_from_comparison({**comparison, "scale": "total"}) == Observation(0.04, 0.019)
     level = {k: v for k, v in comparison.items() if not k.startswith("log") and k != "scale"}
     obs = observation_from_comparison(level)
     assert obs.estimate == pytest.approx(0.04)
