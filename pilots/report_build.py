@@ -283,12 +283,20 @@ def build_document(
     return document, {"analysis": analysis, "recalibrated": recalibrated}
 
 
+def _analysis_arms(data: Any, frozen: FrozenAssignment) -> Any:
+    """The frozen arm of each analysis unit: the store (or customer), or the region (its
+    block) for a region pilot."""
+    units = frozen.units.assign(unit=frozen.units["unit"].astype(str))
+    if data.kind == "region":
+        return units.groupby("block")["arm"].first()
+    return units.set_index("unit")["arm"]
+
+
 def _treated_weekly_sales(data: Any, frozen: FrozenAssignment) -> dict[str, float]:
     """Each arm's units' mean weekly sales over the pre-period (the programme's cost base
     in the pilot)."""
-    units = frozen.units.assign(unit=frozen.units["unit"].astype(str))
-    key = "block" if data.kind == "region" else "unit"
-    arm = units.groupby(units[key].astype(str))["arm"].first()
+    arm = _analysis_arms(data, frozen)
+    arm.index = arm.index.astype(str)
     weekly = data.wide.mean(axis=1)
     weekly.index = weekly.index.astype(str)
     return {
@@ -464,11 +472,7 @@ def _design_checks(
 
     spec = pf.spec
     covariates = covariates_of(data.wide)
-    units = frozen.units.assign(unit=frozen.units["unit"].astype(str))
-    if data.kind == "region":
-        arm = units.groupby("block")["arm"].first()
-    else:
-        arm = units.set_index("unit")["arm"]
+    arm = _analysis_arms(data, frozen)
     arm = arm[arm.index.isin(covariates.index)]
     arms = [pf.control(), *pf.variants()]
     used = list(spec.design.match_on) if spec.design.method in ("matched", "rerandomized") else [
