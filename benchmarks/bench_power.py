@@ -104,6 +104,12 @@ def main() -> None:
         others[estimator, scale] = best_of(
             1, lambda e=estimator, s=scale: placebo_power(y, **kw, estimator=e, scale=s)
         )[0]
+    # the total-sales ratio (the pilots' default), its exact df included; and with every
+    # other store a control (controls="all")
+    for controls in ("matched", "all"):
+        others["ratio", controls] = best_of(
+            1, lambda c=controls: placebo_power(y, **kw, estimator="ratio", controls=c)
+        )[0]
 
     cells = len(SIZES) * len(WEEKS)
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
@@ -120,7 +126,8 @@ def main() -> None:
           f"{worst:.1e}")  # fmt: skip
     print(f"ratio reference / placebo_power: {reference / seconds:.0f}x")
     for (estimator, scale), s in others.items():
-        print(f"same grid, estimator={estimator!r}, scale={scale!r}: {s:.2f} s")
+        what = f"controls={scale!r}" if estimator == "ratio" else f"scale={scale!r}"
+        print(f"same grid, estimator={estimator!r}, {what}: {s:.2f} s ({s / seconds:.0f}x DiD)")
 
 
 if __name__ == "__main__":

@@ -303,3 +303,19 @@ def test_bad_parameters_name_themselves():
         ratio_did(hand_panel(), adjust="cuped")
     with pytest.raises(ValueError, match=r"alpha == 1\.5"):
         ratio_did(hand_panel(), alpha=1.5)
+
+
+def test_beyond_the_exact_df_cap_the_df_are_bell_mccaffreys(monkeypatch):
+    from loyalty_pilot.experiments import ratio
+
+    rng = np.random.default_rng(5)
+    pre = rng.lognormal(10, 0.5, (20, 12))
+    post = pre * rng.lognormal(0, 0.05, (20, 12))
+    exact = ratio.ratio_fits(post, pre, 4)
+    monkeypatch.setattr(ratio, "EXACT_DF_MAX_UNITS", 11)
+    capped = ratio.ratio_fits(post, pre, 4)
+    np.testing.assert_array_equal(capped.estimate, exact.estimate)
+    np.testing.assert_array_equal(capped.se, exact.se)
+    assert not np.allclose(capped.df, exact.df)  # the exact df differ from Bell-McCaffrey's
+    monkeypatch.setattr(ratio, "exact_df", lambda *a: pytest.fail("exact df beyond the cap"))
+    ratio.ratio_fits(post, pre, 4)
